@@ -1,0 +1,218 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { sign, unsign } from "cookie-signature";
+import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
+import { SessionTooLargeError } from "./errors";
+import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { Session } from "./session";
+import type { SessionContext, SessionStore } from "./store";
+
+export interface CookieStoreOptions {
+  /** At least 32 characters; an array rotates secrets: the first seals, all are tried on read. */
+  secret: string | readonly string[];
+  /** `true` (default): AES-256-GCM, unreadable by the client. `false`: signed only, readable base64url JSON. */
+  encrypt?: boolean;
+  /** Cookie name. Default `"session"`. Chunks are named `<name>.1`, `<name>.2`, ... */
+  name?: string;
+  /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
+  cookie?: CookieOptions;
+  /** Idle timeout in ms, checked on the server and used as the cookie's Max-Age. Default 1 day. */
+  maxAge?: number;
+  /** Time since the session was created (or regenerated) after which it ends, in ms; `null` for none. Default 7 days. */
+  absoluteTimeout?: number | null;
+  /** Ceiling on the bytes of all session cookies together, as the browser sends them back. Default 14336. */
+  maxSize?: number;
+  /** An unchanged session's cookie is re-issued (sliding the idle timeout) only after this many ms. Default min(60 s, maxAge / 10). */
+  touchAfter?: number;
+}
+
+const OPTIONS = ["secret", "encrypt", "name", "cookie", "maxAge", "absoluteTimeout", "maxSize", "touchAfter"] as const;
+const DAY = 86_400_000;
+/** Browsers drop cookies whose name=value exceeds 4096 bytes; stay clear of it. */
+const CHUNK_LIMIT = 4000;
+/** Node's default limit on request headers is 16 KiB: leave 2 KiB for the rest of the request. */
+const DEFAULT_MAX_SIZE = 14_336;
+const SEAL_VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const CHUNK_HEAD = /^~(\d{1,3})~/;
+
+/** What the store remembers between `load` and `dump` of one request. */
+interface Loaded {
+  created: number;
+  touched: number;
+  /** The session's JSON as it came out of the cookie: unchanged sessions are not re-sealed. */
+  json: string;
+  /** Opened with an older secret: re-issue under the first one. */
+  rotated: boolean;
+}
+
+/**
+ * Keeps the whole session in the browser's cookie, sealed with AES-256-GCM (or signed
+ * only, with `encrypt: false`). No server state: a copied cookie stays valid until it
+ * expires (see the README's security model).
+ */
+export class CookieStore implements SessionStore {
+  readonly async = false;
+  readonly encrypt: boolean;
+  readonly maxAge: number;
+  readonly absoluteTimeout: number | null;
+  readonly maxSize: number;
+  readonly touchAfter: number;
+  private readonly cookie: CookieSettings;
+  private readonly secrets: string[];
+  private readonly keys: Buffer[];
+  private readonly aad: Buffer;
+  private readonly loaded = new WeakMap<Session, Loaded>();
+
+  constructor(options: CookieStoreOptions) {
+    const owner = "CookieStore";
+    checkKeys(options ?? {}, OPTIONS, owner);
+    this.secrets = resolveSecrets(options?.secret, owner);
+    this.encrypt = options.encrypt ?? true;
+    this.cookie = new CookieSettings(options.name ?? "session", options.cookie, owner);
+    this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
+    this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
+    this.maxSize = resolveDuration(options.maxSize, DEFAULT_MAX_SIZE, "maxSize", owner) as number;
+    this.touchAfter = resolveDuration(options.touchAfter, Math.min(60_000, Math.floor(this.maxAge / 10)), "touchAfter", owner) as number;
+    this.keys = this.secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
+    this.aad = Buffer.from(this.cookie.name);
+  }
+
+  load(ctx: SessionContext): Session {
+    const raw = this.join(ctx.cookies);
+    const opened = raw === undefined ? undefined : this.open(raw);
+    const payload = opened && parsePayload(opened.plaintext);
+    if (!payload) return Session.empty();
+    const now = Date.now();
+    const [created, touched, data, json] = payload;
+    if (now - touched > this.maxAge) return Session.empty();
+    if (this.absoluteTimeout !== null && now - created > this.absoluteTimeout) return Session.empty();
+    const session = new Session(data);
+    this.loaded.set(session, { created, touched, json, rotated: opened.rotated });
+    return session;
+  }
+
+  dump(session: Session, ctx: SessionContext): Cookie[] {
+    const { req, cookies } = ctx;
+    const { loadedId, destroyed } = Session.stateOf(session);
+    if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
+    const now = Date.now();
+    const json = JSON.stringify(session);
+    const loaded = loadedId === session.id ? this.loaded.get(session) : undefined;
+    if (loaded && loaded.json === json && !loaded.rotated && now - loaded.touched < this.touchAfter) return [];
+    const created = loaded ? loaded.created : now;
+    const lifetime = this.absoluteTimeout === null ? this.maxAge : Math.min(this.maxAge, created + this.absoluteTimeout - now);
+    return this.split(this.seal(`[${created},${now},${json}]`), req, lifetime, cookies);
+  }
+
+  /** Seals the plaintext: AES-256-GCM bound to the cookie name, or an HMAC over name=value. */
+  private seal(plaintext: string): string {
+    if (!this.encrypt) {
+      const name = this.cookie.name;
+      return sign(`${name}=${Buffer.from(plaintext).toString("base64url")}`, this.secrets[0]).slice(name.length + 1);
+    }
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.keys[0], iv);
+    cipher.setAAD(this.aad);
+    const head = Buffer.of(SEAL_VERSION);
+    const body = cipher.update(plaintext, "utf8");
+    const tail = cipher.final();
+    return Buffer.concat([head, iv, body, tail, cipher.getAuthTag()]).toString("base64url");
+  }
+
+  /** Opens a seal with each secret in turn; `undefined` when none fits. */
+  private open(value: string): { plaintext: string; rotated: boolean } | undefined {
+    if (!this.encrypt) {
+      const name = this.cookie.name;
+      for (let i = 0; i < this.secrets.length; i++) {
+        const signed = unsign(`${name}=${value}`, this.secrets[i]);
+        if (signed !== false) return { plaintext: Buffer.from(signed.slice(name.length + 1), "base64url").toString("utf8"), rotated: i > 0 };
+      }
+      return undefined;
+    }
+    if (!BASE64URL.test(value)) return undefined;
+    const sealed = Buffer.from(value, "base64url");
+    if (sealed.length <= 1 + IV_BYTES + TAG_BYTES || sealed[0] !== SEAL_VERSION) return undefined;
+    const iv = sealed.subarray(1, 1 + IV_BYTES);
+    const body = sealed.subarray(1 + IV_BYTES, sealed.length - TAG_BYTES);
+    const tag = sealed.subarray(sealed.length - TAG_BYTES);
+    for (let i = 0; i < this.keys.length; i++) {
+      try {
+        const decipher = createDecipheriv("aes-256-gcm", this.keys[i], iv);
+        decipher.setAAD(this.aad);
+        decipher.setAuthTag(tag);
+        const plaintext = decipher.update(body, undefined, "utf8") + decipher.final("utf8");
+        return { plaintext, rotated: i > 0 };
+      } catch {
+        // wrong key or tampered: try the next secret
+      }
+    }
+    return undefined;
+  }
+
+  /** The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`. */
+  private join(cookies: Record<string, string>): string | undefined {
+    const first = cookies[this.cookie.name];
+    if (!first || first[0] !== "~") return first || undefined;
+    const head = CHUNK_HEAD.exec(first);
+    const count = head ? Number(head[1]) : 0;
+    if (!head || count < 2) return undefined;
+    let value = first.slice(head[0].length);
+    for (let i = 1; i < count; i++) {
+      const part = cookies[`${this.cookie.name}.${i}`];
+      if (part === undefined) return undefined;
+      value += part;
+    }
+    return value;
+  }
+
+  /** Splits a sealed value over cookies of at most CHUNK_LIMIT bytes; expires chunks left from a larger session. */
+  private split(value: string, req: IncomingMessage, lifetime: number, cookies: Record<string, string>): Cookie[] {
+    const name = this.cookie.name;
+    let parts = [value];
+    if (name.length + 1 + value.length > CHUNK_LIMIT) {
+      const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
+      parts = [];
+      for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
+      parts[0] = `~${parts.length}~${parts[0]}`;
+    }
+    const names = parts.map((_, i) => (i === 0 ? name : `${name}.${i}`));
+    const size = parts.reduce((sum, part, i) => sum + names[i].length + 1 + part.length, 2 * (parts.length - 1));
+    if (size > this.maxSize) {
+      throw new SessionTooLargeError(
+        `the session in cookie "${name}" seals to ${size} bytes, over CookieStore maxSize (${this.maxSize}); ` +
+          "browsers and Node's 16 KiB header limit would drop it. Keep less in the session, or use RedisStore for large sessions",
+      );
+    }
+    const out = parts.map((part, i) => this.cookie.make(req, part, lifetime, names[i]));
+    for (let i = parts.length; cookies[`${name}.${i}`] !== undefined; i++) out.push(this.cookie.expire(req, `${name}.${i}`));
+    return out;
+  }
+
+  /** Expires the session cookie and every chunk the browser sent. */
+  private expireAll(req: IncomingMessage, cookies: Record<string, string>): Cookie[] {
+    const out = [this.cookie.expire(req)];
+    for (let i = 1; cookies[`${this.cookie.name}.${i}`] !== undefined; i++) out.push(this.cookie.expire(req, `${this.cookie.name}.${i}`));
+    return out;
+  }
+}
+
+type Payload = [created: number, touched: number, data: { id: string } & Record<string, unknown>, json: string];
+
+/** Parses `[created,touched,{"id":...}]`; anything else (even if authentic) gives `undefined`. */
+function parsePayload(plaintext: string): Payload | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(plaintext);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 3) return undefined;
+  const [created, touched, data] = parsed as [unknown, unknown, { id?: unknown }];
+  if (typeof created !== "number" || typeof touched !== "number") return undefined;
+  if (data === null || typeof data !== "object" || Array.isArray(data) || typeof data.id !== "string" || data.id === "") return undefined;
+  const json = plaintext.slice(plaintext.indexOf("{"), -1);
+  return [created, touched, data as Payload[2], json];
+}

@@ -1,0 +1,108 @@
+import { randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
+import type { Cookie, CookieOptions } from "./cookie";
+import { SessionConfigError } from "./errors";
+import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { Session } from "./session";
+import { SignedIdCookie } from "./signed-id";
+import type { SessionContext, SessionStore } from "./store";
+
+export interface MemoryStoreOptions {
+  /** Signs the id cookie. Default: a random secret per process (sessions die with the process anyway). */
+  secret?: string | readonly string[];
+  /** Most sessions kept; the least recently used is evicted beyond it. Default 10000. */
+  max?: number;
+  /** Cookie name. Default `"session"`. */
+  name?: string;
+  /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
+  cookie?: CookieOptions;
+  /** Idle timeout in ms: the entry's TTL and the cookie's Max-Age. Default 1 day. */
+  maxAge?: number;
+  /** Time since creation (or regenerate) after which the session ends, in ms; `null` for none. Default 7 days. */
+  absoluteTimeout?: number | null;
+}
+
+const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout"] as const;
+const DAY = 86_400_000;
+
+/** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
+interface Entry {
+  fields: Map<string, string>;
+  created: number;
+}
+
+/**
+ * Keeps sessions in process memory, bounded by `max` (least recently used evicted) and
+ * expired by TTL. For development and tests: sessions are lost on restart and not shared
+ * between processes.
+ */
+export class MemoryStore implements SessionStore {
+  readonly async = false;
+  readonly maxAge: number;
+  readonly absoluteTimeout: number | null;
+  private readonly cookie: SignedIdCookie;
+  private readonly cache: LRUCache<string, Entry>;
+  /** The fields each loaded session had, to write only what changed. */
+  private readonly loaded = new WeakMap<Session, Map<string, string>>();
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const owner = "MemoryStore";
+    checkKeys(options ?? {}, OPTIONS, owner);
+    const secrets = options.secret === undefined ? [randomBytes(32).toString("base64url")] : resolveSecrets(options.secret, owner);
+    const max = options.max ?? 10_000;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new SessionConfigError(`${owner}: max must be a positive integer (the most sessions kept), got ${JSON.stringify(options.max)}`);
+    }
+    this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
+    this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
+    this.cookie = new SignedIdCookie(options.name ?? "session", options.cookie, secrets, owner);
+    this.cache = new LRUCache<string, Entry>({ max, ttl: this.maxAge });
+  }
+
+  /** Sessions currently kept. */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  load(ctx: SessionContext): Session {
+    const id = this.cookie.read(ctx.cookies);
+    const entry = id === undefined ? undefined : this.cache.get(id);
+    if (id === undefined || entry === undefined) return Session.empty();
+    if (this.absoluteTimeout !== null && Date.now() - entry.created > this.absoluteTimeout) {
+      this.cache.delete(id);
+      return Session.empty();
+    }
+    const data: { id: string } & Record<string, unknown> = { id };
+    for (const [key, json] of entry.fields) data[key] = JSON.parse(json);
+    const session = new Session(data);
+    this.loaded.set(session, new Map(entry.fields));
+    return session;
+  }
+
+  dump(session: Session, ctx: SessionContext): Cookie {
+    const { loadedId, destroyed } = Session.stateOf(session);
+    const id = session.id;
+    if (loadedId !== null && loadedId !== id) this.cache.delete(loadedId);
+    if (destroyed && Session.isEmpty(session)) return this.cookie.expire(ctx.req);
+    // The entry as it is now: a concurrent request may have changed other fields since our
+    // load, so only the fields this request changed are written (compared with what it loaded).
+    const current = loadedId === id ? this.cache.get(id) : undefined;
+    const before = current && this.loaded.get(session);
+    const entry = current ?? { fields: new Map<string, string>(), created: Date.now() };
+    for (const key of Object.keys(session)) {
+      if (key === "id") continue;
+      const json = JSON.stringify(session[key]);
+      if (json === undefined) entry.fields.delete(key);
+      else if (before?.get(key) !== json) entry.fields.set(key, json);
+    }
+    if (before) for (const key of before.keys()) if (!(key in session)) entry.fields.delete(key);
+    this.cache.set(id, entry);
+    const lifetime = this.absoluteTimeout === null ? this.maxAge : Math.min(this.maxAge, entry.created + this.absoluteTimeout - Date.now());
+    return this.cookie.issue(ctx.req, id, lifetime);
+  }
+
+  /** Nothing to release; present so that every store can be closed the same way. */
+  async close(): Promise<void> {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,233 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import vary from "vary";
+import { Cookie, parseCookies } from "./cookie";
+import { SessionError, SessionUsageError } from "./errors";
+import { holdHeaders } from "./response-hook";
+import { Session } from "./session";
+import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
+
+/** Options of the middleware itself (the store has its own). */
+export interface SessionsOptions {
+  /**
+   * For stores that load with I/O (RedisStore): `true` (default) loads the session before
+   * the handlers run, so `req.session` is synchronous; `false` loads nothing until a
+   * handler calls `await req.loadSession()`. Ignored by synchronous stores, which always
+   * load lazily on the first read of `req.session`.
+   */
+  preload?: boolean;
+  /**
+   * Called when a change to the session could not be delivered because the headers had
+   * already left (a CookieStore session changed while streaming). Default: a process
+   * warning (printed on stderr) naming the route.
+   */
+  onLostChange?: (err: SessionError, req: IncomingMessage) => void;
+}
+
+/** The function `sessions()` returns: middleware for Express 4/5, Connect and `node:http`. */
+export interface SessionMiddleware<S extends SessionStore = SessionStore> {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+  /** The store this middleware uses (built from configuration, if that is what you passed). */
+  readonly store: S;
+}
+
+/**
+ * Makes the middleware around a store instance. See `sessions()` in the index for the
+ * configuration form; this is where the lifecycle of SPEC §3 lives.
+ */
+export function createMiddleware<S extends SessionStore>(store: S, options: SessionsOptions = {}): SessionMiddleware<S> {
+  const preload = options.preload ?? true;
+  const isAsync = loadsAsynchronously(store);
+  const onLostChange = options.onLostChange ?? warnLostChange;
+
+  const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    const request = new RequestSession(store, isAsync, onLostChange, req, res, next);
+    Object.defineProperty(req, "session", {
+      configurable: true,
+      enumerable: true,
+      get: () => request.read(),
+      set: (value: unknown) => request.replace(value),
+    });
+    (req as { loadSession?: () => Promise<Session> }).loadSession = () => request.loadAsync();
+    if (isAsync && preload) request.preload();
+    else next();
+  } as SessionMiddleware<S>;
+  Object.defineProperty(middleware, "store", { value: store, enumerable: true });
+  return middleware;
+}
+
+/** One request's session: loads it at most once, hooks the response on first read. */
+class RequestSession {
+  private session: Session | undefined;
+  private loading: Promise<Session> | undefined;
+  private ctx: SessionContext | undefined;
+  private hooked = false;
+  /** JSON of the session when it was saved before the headers left (streaming responses). */
+  private savedJson: string | undefined;
+  /** Set-Cookie values sent with this response, by cookie name. */
+  private sent: Record<string, string> = {};
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly isAsync: boolean,
+    private readonly onLostChange: (err: SessionError, req: IncomingMessage) => void,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly next: (err?: unknown) => void,
+  ) {}
+
+  /** The `req.session` getter: lazy load (sync stores), then hook the response. */
+  read(): Session {
+    let session = this.session;
+    if (session === undefined) {
+      if (this.isAsync) {
+        throw new SessionUsageError(
+          "req.session was read before the session was loaded: this store loads asynchronously and sessions() was created with { preload: false }; call `await req.loadSession()` first",
+        );
+      }
+      const loaded = this.store.load(this.context());
+      if (isPromiseLike(loaded)) {
+        throw new SessionUsageError(
+          "the store's load() returned a Promise but the store is not marked asynchronous: give the store `async = true` (or declare load as an `async function`) so sessions() loads it before the handlers",
+        );
+      }
+      session = this.session = loaded;
+    }
+    if (!this.hooked) this.hook();
+    return session;
+  }
+
+  /** `req.session = null` destroys the session (as in cookie-session); anything else is refused. */
+  replace(value: unknown): void {
+    if (value === null || value === undefined) {
+      this.read().destroy();
+      return;
+    }
+    throw new SessionUsageError("req.session cannot be replaced: change its keys, or call req.session.regenerate() / req.session.destroy()");
+  }
+
+  /** Default path for async stores: load before the handlers, then `next()` (or `next(err)`). */
+  preload(): void {
+    let loaded: Session | Promise<Session>;
+    try {
+      loaded = this.store.load(this.context());
+    } catch (err) {
+      this.next(err);
+      return;
+    }
+    if (!isPromiseLike(loaded)) {
+      this.session = loaded;
+      this.next();
+      return;
+    }
+    loaded.then(
+      (session) => {
+        this.session = session;
+        this.next();
+      },
+      (err) => this.next(err),
+    );
+  }
+
+  /** `await req.loadSession()`: loads once, then behaves as a read of `req.session`. */
+  loadAsync(): Promise<Session> {
+    if (this.session !== undefined) return Promise.resolve(this.read());
+    this.loading ??= Promise.resolve()
+      .then(() => this.store.load(this.context()))
+      .then(
+        (session) => {
+          this.session = session;
+          return session;
+        },
+        (err) => {
+          this.loading = undefined; // a later call may try again
+          throw err;
+        },
+      );
+    return this.loading.then(() => this.read());
+  }
+
+  private context(): SessionContext {
+    return (this.ctx ??= { req: this.req, res: this.res, cookies: parseCookies(this.req) });
+  }
+
+  private hook(): void {
+    this.hooked = true;
+    if (this.res.headersSent) {
+      // Read for the first time after the headers left: save at the end, report what is lost.
+      this.res.once("finish", () => void this.saveLate());
+      return;
+    }
+    vary(this.res, "Cookie");
+    holdHeaders(this.res, {
+      prepare: (final) => this.save(final),
+      fail: (err) => setImmediate(this.next, err),
+      finish: () => this.saveLate(),
+    });
+  }
+
+  /** Before the headers: dump unless the session is new and empty; returns Set-Cookie values. */
+  private save(final: boolean): string[] | Promise<string[]> {
+    const session = this.session as Session;
+    if (Session.stateOf(session).loadedId === null && Session.isEmpty(session)) return [];
+    if (!final) this.savedJson = JSON.stringify(session);
+    const dumped = this.store.dump(session, this.context());
+    return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.serialize(c)) : this.serialize(dumped);
+  }
+
+  private serialize(dumped: Cookie | Cookie[]): string[] {
+    const cookies = Array.isArray(dumped) ? dumped : [dumped];
+    const headers = new Array<string>(cookies.length);
+    for (let i = 0; i < cookies.length; i++) {
+      this.sent[cookies[i].name] = cookies[i].value;
+      headers[i] = cookies[i].serialize();
+    }
+    return headers;
+  }
+
+  /**
+   * After the headers left: if the session changed since it was saved, dump it again.
+   * A store that keeps data server-side saves it; a cookie that would have had to
+   * change is reported through `onLostChange`, never dropped silently.
+   */
+  private saveLate(): void | Promise<void> {
+    const session = this.session as Session;
+    const fresh = Session.stateOf(session).loadedId === null && Session.isEmpty(session);
+    if (fresh || JSON.stringify(session) === this.savedJson) return;
+    let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
+    try {
+      dumped = this.store.dump(session, this.context());
+    } catch (err) {
+      this.reportLost(err);
+      return;
+    }
+    if (!isPromiseLike(dumped)) return this.checkLate(dumped);
+    return Promise.resolve(dumped).then(
+      (cookies) => this.checkLate(cookies),
+      (err) => this.reportLost(err),
+    );
+  }
+
+  private checkLate(dumped: Cookie | Cookie[]): void {
+    const ctx = this.context();
+    for (const cookie of Array.isArray(dumped) ? dumped : [dumped]) {
+      const known = this.sent[cookie.name] ?? ctx.cookies[cookie.name];
+      if (cookie.isExpired ? known === undefined : known === cookie.value) continue;
+      this.reportLost(undefined);
+      return;
+    }
+  }
+
+  private reportLost(cause: unknown): void {
+    const route = `${this.req.method} ${this.req.url}`;
+    const reason = cause === undefined ? "the store needs a new cookie, and the headers had already been sent" : "saving it failed";
+    const err = new SessionUsageError(
+      `session change on ${route} was not saved: ${reason}. Change req.session before the response starts (before res.write/res.flushHeaders), or use a server-side store`,
+    );
+    if (cause !== undefined) (err as { cause?: unknown }).cause = cause;
+    this.onLostChange(err, this.req);
+  }
+}
+
+function warnLostChange(err: SessionError): void {
+  process.emitWarning(err);
+}
