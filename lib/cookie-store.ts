@@ -2,15 +2,15 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:cr
 import type { IncomingMessage } from "node:http";
 import { sign, unsign } from "cookie-signature";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
-import { SessionTooLargeError } from "./errors";
-import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { SessionConfigError, SessionTooLargeError } from "./errors";
+import { checkKeys, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
 import { Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
 export interface CookieStoreOptions {
   /** At least 32 characters; an array rotates secrets: the first seals, all are tried on read. */
   secret: string | readonly string[];
-  /** `true` (default): AES-256-GCM, unreadable by the client. `false`: signed only, readable base64url JSON. */
+  /** `true` (default): AES-256-GCM, unreadable by the client. `false`: signed only, readable base64url JSON. `"true"`/`"false"` are accepted too. */
   encrypt?: boolean;
   /** Cookie name. Default `"session"`. Chunks are named `<name>.1`, `<name>.2`, ... */
   name?: string;
@@ -20,9 +20,9 @@ export interface CookieStoreOptions {
   maxAge?: number;
   /** Time since the session was created (or regenerated) after which it ends, in ms; `null` for none. Default 7 days. */
   absoluteTimeout?: number | null;
-  /** Ceiling on the bytes of all session cookies together, as the browser sends them back. Default 14336. */
+  /** Ceiling on the bytes of all session cookies together, as the browser sends them back (at most 1 MiB). Past it, `dump` throws `SessionTooLargeError`. Default 14336. */
   maxSize?: number;
-  /** An unchanged session's cookie is re-issued (sliding the idle timeout) only after this many ms. Default min(60 s, maxAge / 10). */
+  /** An unchanged session's cookie is re-issued (sliding the idle timeout) only after this many ms; shorter than maxAge. Default min(60 s, maxAge / 10). */
   touchAfter?: number;
 }
 
@@ -32,11 +32,14 @@ const DAY = 86_400_000;
 const CHUNK_LIMIT = 4000;
 /** Node's default limit on request headers is 16 KiB: leave 2 KiB for the rest of the request. */
 const DEFAULT_MAX_SIZE = 14_336;
+/** Chunk counts are written with at most 3 digits; 1 MiB of cookies is far past what any browser keeps. */
+const MAX_MAX_SIZE = 1_048_576;
 const SEAL_VERSION = 1;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
-const CHUNK_HEAD = /^~(\d{1,3})~/;
+/** "~N~" before the first chunk: N is 2 to 999, written without leading zeros (one spelling per value). */
+const CHUNK_HEAD = /^~([1-9]\d{0,2})~/;
 
 /** What the store remembers between `load` and `dump` of one request. */
 interface Loaded {
@@ -70,12 +73,20 @@ export class CookieStore implements SessionStore {
     const owner = "CookieStore";
     checkKeys(options ?? {}, OPTIONS, owner);
     this.secrets = resolveSecrets(options?.secret, owner);
-    this.encrypt = options.encrypt ?? true;
+    this.encrypt = resolveBoolean(options.encrypt, true, "encrypt", owner);
     this.cookie = new CookieSettings(options.name ?? "session", options.cookie, owner);
     this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
     this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
-    this.maxSize = resolveDuration(options.maxSize, DEFAULT_MAX_SIZE, "maxSize", owner) as number;
+    this.maxSize = resolveCount(options.maxSize, DEFAULT_MAX_SIZE, "maxSize", "bytes", owner);
+    if (this.maxSize > MAX_MAX_SIZE) {
+      throw new SessionConfigError(`${owner}: maxSize ${this.maxSize} is over ${MAX_MAX_SIZE} bytes, more than browsers keep in cookies; use RedisStore for large sessions`);
+    }
     this.touchAfter = resolveDuration(options.touchAfter, Math.min(60_000, Math.floor(this.maxAge / 10)), "touchAfter", owner) as number;
+    if (this.touchAfter >= this.maxAge) {
+      throw new SessionConfigError(
+        `${owner}: touchAfter (${this.touchAfter} ms) must be shorter than maxAge (${this.maxAge} ms), or an active but unchanged session would expire; lower touchAfter or leave it out`,
+      );
+    }
     this.keys = this.secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
     this.aad = Buffer.from(this.cookie.name);
   }
@@ -157,8 +168,8 @@ export class CookieStore implements SessionStore {
     const first = cookies[this.cookie.name];
     if (!first || first[0] !== "~") return first || undefined;
     const head = CHUNK_HEAD.exec(first);
-    const count = head ? Number(head[1]) : 0;
-    if (!head || count < 2) return undefined;
+    if (head === null || head[1] === "1") return undefined; // "~1~" is never written
+    const count = Number(head[1]);
     let value = first.slice(head[0].length);
     for (let i = 1; i < count; i++) {
       const part = cookies[`${this.cookie.name}.${i}`];

@@ -76,9 +76,17 @@ export interface CookieOptions {
 
 const COOKIE_OPTION_KEYS = ["domain", "path", "secure", "httpOnly", "sameSite", "partitioned", "priority"];
 const NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Longer names leave too little of the browser's 4096 bytes per cookie for the value. */
+const MAX_NAME_LENGTH = 256;
+const SAME_SITE = ["lax", "strict", "none"];
+const PRIORITY = ["low", "medium", "high"];
+/** The `cookie` package's rules for Domain and Path (plus a leading "/"), checked here so they fail at start-up. */
+const DOMAIN = /^([.]?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const PATH = /^\/[\u0020-\u003A\u003D-\u007E]*$/;
 
 /**
- * A store's resolved cookie settings: the name, validated once at construction, and the
+ * A store's resolved cookie settings: the name and attributes, validated once at
+ * construction (a wrong value fails at start-up, not at the first request), and the
  * attributes for each response (defaults HttpOnly, SameSite=Lax, Path=/, Secure when the
  * request is secure; the `__Host-` and `__Secure-` prefixes force what browsers require).
  */
@@ -88,41 +96,53 @@ export class CookieSettings {
   private readonly secure: boolean | "auto";
 
   constructor(name: string, options: CookieOptions = {}, owner: string) {
-    if (typeof name !== "string" || !NAME.test(name)) {
-      throw new SessionConfigError(`${owner}: cookie name ${JSON.stringify(name)} is not a valid cookie name; use letters, digits and - _ . only`);
+    if (typeof name !== "string" || !NAME.test(name) || name.length > MAX_NAME_LENGTH) {
+      throw new SessionConfigError(
+        `${owner}: cookie name ${JSON.stringify(name)} is not a valid cookie name; use 1 to ${MAX_NAME_LENGTH} letters, digits and - _ . only`,
+      );
     }
-    if (options === null || typeof options !== "object") {
-      throw new SessionConfigError(`${owner}: the \`cookie\` option must be an object of attributes (domain, path, secure, httpOnly, sameSite, partitioned, priority)`);
+    if (options === null || typeof options !== "object" || Array.isArray(options)) {
+      throw new SessionConfigError(`${owner}: the \`cookie\` option must be an object of attributes (${COOKIE_OPTION_KEYS.join(", ")})`);
     }
     for (const key of Object.keys(options)) {
       if (!COOKIE_OPTION_KEYS.includes(key)) {
         throw new SessionConfigError(`${owner}: unknown cookie attribute "${key}"; the cookie option takes ${COOKIE_OPTION_KEYS.join(", ")} (set durations with the store's maxAge)`);
       }
     }
+    const { domain, path = "/", secure = "auto", httpOnly = true, sameSite = "lax", partitioned, priority } = options;
+    const bad = (what: string, value: unknown, fix: string) =>
+      new SessionConfigError(`${owner}: cookie.${what} ${JSON.stringify(value)} is not valid; ${fix}`);
+    if (domain !== undefined && (typeof domain !== "string" || !DOMAIN.test(domain))) {
+      throw bad("domain", domain, 'give a host name such as "example.com", or leave it out for a host-only cookie');
+    }
+    if (typeof path !== "string" || !PATH.test(path)) throw bad("path", path, 'give a path that starts with "/" and has no ";" or control characters');
+    if (secure !== true && secure !== false && secure !== "auto") throw bad("secure", secure, 'use true, false or "auto" (Secure when the request is)');
+    if (typeof httpOnly !== "boolean") throw bad("httpOnly", httpOnly, "use true or false");
+    const site = typeof sameSite === "string" ? sameSite.toLowerCase() : sameSite;
+    if (typeof site !== "boolean" && !SAME_SITE.includes(site)) throw bad("sameSite", sameSite, 'use "lax", "strict", "none", true (strict) or false (no attribute)');
+    if (partitioned !== undefined && typeof partitioned !== "boolean") throw bad("partitioned", partitioned, "use true or false");
+    const prio = typeof priority === "string" ? priority.toLowerCase() : priority;
+    if (prio !== undefined && !PRIORITY.includes(prio as string)) throw bad("priority", priority, 'use "low", "medium" or "high"');
+
     this.name = name;
-    this.secure = options.secure ?? "auto";
+    this.secure = secure;
     if (name.startsWith("__Host-")) {
-      if (options.domain !== undefined || (options.path ?? "/") !== "/" || options.secure === false) {
+      if (domain !== undefined || path !== "/" || secure === false) {
         throw new SessionConfigError(`${owner}: a "__Host-" cookie must be Secure, have Path=/ and no Domain; remove the domain/path/secure options or rename the cookie`);
       }
       this.secure = true;
     } else if (name.startsWith("__Secure-")) {
-      if (options.secure === false) {
+      if (secure === false) {
         throw new SessionConfigError(`${owner}: a "__Secure-" cookie must be Secure; remove secure: false or rename the cookie`);
       }
       this.secure = true;
     }
-    this.base = {
-      path: options.path ?? "/",
-      httpOnly: options.httpOnly ?? true,
-      sameSite: options.sameSite ?? "lax",
-      domain: options.domain,
-      partitioned: options.partitioned,
-      priority: options.priority,
-    };
-    if (this.base.sameSite === "none" && this.secure === false) {
-      throw new SessionConfigError(`${owner}: SameSite=None cookies must be Secure; set cookie.secure to true or "auto", or use sameSite "lax"`);
+    if (this.secure === false && (site === "none" || partitioned === true)) {
+      throw new SessionConfigError(
+        `${owner}: ${site === "none" ? "SameSite=None" : "Partitioned"} cookies must be Secure (browsers drop them otherwise); set cookie.secure to true or "auto", or remove that attribute`,
+      );
     }
+    this.base = { path, httpOnly, sameSite: site as CookieAttributes["sameSite"], domain, partitioned, priority: prio as CookieAttributes["priority"] };
   }
 
   /** A cookie with this store's name (or `name`), attributes and lifetime for this request. */

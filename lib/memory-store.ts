@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie, CookieOptions } from "./cookie";
-import { SessionConfigError } from "./errors";
-import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, resolveCount, resolveDuration, resolveSecrets } from "./options";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
@@ -47,16 +46,15 @@ export class MemoryStore implements SessionStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     const owner = "MemoryStore";
-    checkKeys(options ?? {}, OPTIONS, owner);
+    checkKeys(options, OPTIONS, owner);
     const secrets = options.secret === undefined ? [randomBytes(32).toString("base64url")] : resolveSecrets(options.secret, owner);
-    const max = options.max ?? 10_000;
-    if (!Number.isInteger(max) || max < 1) {
-      throw new SessionConfigError(`${owner}: max must be a positive integer (the most sessions kept), got ${JSON.stringify(options.max)}`);
-    }
+    const max = resolveCount(options.max, 10_000, "max", "sessions", owner);
     this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
     this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
     this.cookie = new SignedIdCookie(options.name ?? "session", options.cookie, secrets, owner);
-    this.cache = new LRUCache<string, Entry>({ max, ttl: this.maxAge });
+    // TTLs on the wall clock (not performance.now) so that idle and absolute timeouts agree,
+    // with no cached "now" so that an expiry is seen on the very next request.
+    this.cache = new LRUCache<string, Entry>({ max, ttl: Math.ceil(this.maxAge), ttlResolution: 0, perf: { now: () => Date.now() } });
   }
 
   /** Sessions currently kept. */
@@ -72,9 +70,8 @@ export class MemoryStore implements SessionStore {
       this.cache.delete(id);
       return Session.empty();
     }
-    const data: { id: string } & Record<string, unknown> = { id };
-    for (const [key, json] of entry.fields) data[key] = JSON.parse(json);
-    const session = new Session(data);
+    const data = Object.fromEntries(Array.from(entry.fields, ([key, json]) => [key, JSON.parse(json)]));
+    const session = new Session({ ...data, id });
     this.loaded.set(session, new Map(entry.fields));
     return session;
   }

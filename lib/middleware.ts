@@ -63,8 +63,8 @@ class RequestSession {
   private hooked = false;
   /** JSON of the session when it was saved before the headers left (streaming responses). */
   private savedJson: string | undefined;
-  /** Set-Cookie values sent with this response, by cookie name. */
-  private sent: Record<string, string> = {};
+  /** Cookie values the browser keeps after this response's headers, by name (`undefined`: expired). */
+  private readonly sent = new Map<string, string | undefined>();
 
   constructor(
     private readonly store: SessionStore,
@@ -81,7 +81,7 @@ class RequestSession {
     if (session === undefined) {
       if (this.isAsync) {
         throw new SessionUsageError(
-          "req.session was read before the session was loaded: this store loads asynchronously and sessions() was created with { preload: false }; call `await req.loadSession()` first",
+          "req.session was read before the session was loaded: this store loads asynchronously; with sessions(store, { preload: false }) call `await req.loadSession()` first (if preloading failed, its error went to next(err))",
         );
       }
       const loaded = this.store.load(this.context());
@@ -153,22 +153,26 @@ class RequestSession {
   private hook(): void {
     this.hooked = true;
     if (this.res.headersSent) {
-      // Read for the first time after the headers left: save at the end, report what is lost.
+      // Read for the first time after the headers left: save changes made from now on at the end.
+      this.savedJson = JSON.stringify(this.session);
       this.res.once("finish", () => void this.saveLate());
       return;
     }
-    vary(this.res, "Cookie");
     holdHeaders(this.res, {
       prepare: (final) => this.save(final),
-      fail: (err) => setImmediate(this.next, err),
+      fail: (err) => this.next(err),
       finish: () => this.saveLate(),
     });
   }
 
-  /** Before the headers: dump unless the session is new and empty; returns Set-Cookie values. */
+  /**
+   * Before the headers: dump unless the session is new and empty; returns Set-Cookie values.
+   * `Vary` is set here, not at the first read, so a handler's own `Vary` cannot replace it.
+   */
   private save(final: boolean): string[] | Promise<string[]> {
     const session = this.session as Session;
-    if (Session.stateOf(session).loadedId === null && Session.isEmpty(session)) return [];
+    vary(this.res, "Cookie");
+    if (isNewAndEmpty(session)) return [];
     if (!final) this.savedJson = JSON.stringify(session);
     const dumped = this.store.dump(session, this.context());
     return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.serialize(c)) : this.serialize(dumped);
@@ -178,7 +182,7 @@ class RequestSession {
     const cookies = Array.isArray(dumped) ? dumped : [dumped];
     const headers = new Array<string>(cookies.length);
     for (let i = 0; i < cookies.length; i++) {
-      this.sent[cookies[i].name] = cookies[i].value;
+      this.sent.set(cookies[i].name, cookies[i].isExpired ? undefined : cookies[i].value);
       headers[i] = cookies[i].serialize();
     }
     return headers;
@@ -187,14 +191,15 @@ class RequestSession {
   /**
    * After the headers left: if the session changed since it was saved, dump it again.
    * A store that keeps data server-side saves it; a cookie that would have had to
-   * change is reported through `onLostChange`, never dropped silently.
+   * change is reported through `onLostChange`, never dropped silently. Never throws.
    */
   private saveLate(): void | Promise<void> {
     const session = this.session as Session;
-    const fresh = Session.stateOf(session).loadedId === null && Session.isEmpty(session);
-    if (fresh || JSON.stringify(session) === this.savedJson) return;
     let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
     try {
+      const json = JSON.stringify(session);
+      // Nothing was saved before the headers (new and empty then): nothing to do if it still is.
+      if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
       dumped = this.store.dump(session, this.context());
     } catch (err) {
       this.reportLost(err);
@@ -210,7 +215,7 @@ class RequestSession {
   private checkLate(dumped: Cookie | Cookie[]): void {
     const ctx = this.context();
     for (const cookie of Array.isArray(dumped) ? dumped : [dumped]) {
-      const known = this.sent[cookie.name] ?? ctx.cookies[cookie.name];
+      const known = this.sent.has(cookie.name) ? this.sent.get(cookie.name) : ctx.cookies[cookie.name];
       if (cookie.isExpired ? known === undefined : known === cookie.value) continue;
       this.reportLost(undefined);
       return;
@@ -228,6 +233,12 @@ class RequestSession {
   }
 }
 
+/** Created on this request and still holding nothing: never saved (SPEC §3.3). */
+function isNewAndEmpty(session: Session): boolean {
+  return Session.stateOf(session).loadedId === null && Session.isEmpty(session);
+}
+
+/** The default `onLostChange`. Passes the message, not the error: Node refuses Error objects from another realm (vm, jest). */
 function warnLostChange(err: SessionError): void {
-  process.emitWarning(err);
+  process.emitWarning(err.message, { type: err.name, code: err.code });
 }

@@ -7,13 +7,19 @@ const HOW_TO_MAKE_A_SECRET =
   "generate one with `node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"` and pass it from an environment variable";
 
 /** Refuses options this store does not know (a typo in a config file fails at start-up). */
-export function checkKeys(options: object, allowed: readonly string[], owner: string): void {
+export function checkKeys(options: unknown, allowed: readonly string[], owner: string): void {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new SessionConfigError(`${owner} takes an options object such as { secret: process.env.SESSION_SECRET }, got ${describe(options)}`);
+  }
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
-      throw new SessionConfigError(`${owner}: unknown option "${key}"; the options are ${allowed.join(", ")}`);
+      const hint = MIDDLEWARE_OPTIONS.includes(key) ? ` ("${key}" is an option of the middleware: pass it as the second argument, sessions(store, { ${key} }))` : "";
+      throw new SessionConfigError(`${owner}: unknown option "${key}"${hint}; the options are ${allowed.join(", ")}`);
     }
   }
 }
+
+const MIDDLEWARE_OPTIONS = ["preload", "onLostChange"];
 
 /** `secret` as a non-empty list: the first signs/seals, all are tried on read (rotation). */
 export function resolveSecrets(secret: unknown, owner: string): string[] {
@@ -46,4 +52,28 @@ export function resolveDuration(value: unknown, fallback: number | null, name: s
     throw new SessionConfigError(`${owner}: ${name} must be a positive number of milliseconds${allowed}, got ${JSON.stringify(value)}`);
   }
   return ms;
+}
+
+/** A count (entries, bytes): a positive integer, or a numeric string (from an environment variable). */
+export function resolveCount(value: unknown, fallback: number, name: string, unit: string, owner: string): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+    throw new SessionConfigError(`${owner}: ${name} must be a positive whole number of ${unit}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** A yes/no option: a boolean, or "true"/"false" (from an environment variable). */
+export function resolveBoolean(value: unknown, fallback: boolean, name: string, owner: string): boolean {
+  if (value === undefined) return fallback;
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  throw new SessionConfigError(`${owner}: ${name} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "string" ? "a string" : typeof value;
 }

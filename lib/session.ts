@@ -29,6 +29,8 @@ const RESERVED = new Set(["id", "regenerate", "destroy", "__proto__"]);
  *
  * `Object.keys(session)` and `JSON.stringify(session)` show `id` and your keys only.
  * `id` cannot be reassigned; `regenerate()` and `destroy()` are methods, not data.
+ * Assigning `session.__proto__` is ignored, so merging untrusted objects into a session
+ * (`Object.assign(req.session, req.body)`) cannot change what the session inherits.
  */
 export class Session {
   /** The session's id: a random UUID v4. Read-only; `regenerate()` replaces it. */
@@ -71,7 +73,7 @@ export class Session {
 
   /** `true` when the session holds no data besides its id. */
   static isEmpty(session: Session): boolean {
-    for (const key in session) if (key !== "id") return false;
+    for (const key in session) if (key !== "id" && Object.hasOwn(session, key)) return false;
     return true;
   }
 
@@ -96,3 +98,16 @@ export class Session {
     this.#destroyed = true;
   }
 }
+
+// `session.__proto__ = value` would otherwise swap the session's prototype: code such as
+// `Object.assign(req.session, req.body)` with a JSON body holding "__proto__" would then lose
+// regenerate()/destroy() and expose the attacker's object's keys through the session.
+// This accessor shadows Object.prototype's and ignores the assignment.
+Object.defineProperty(Session.prototype, "__proto__", {
+  configurable: false,
+  enumerable: false,
+  get(this: Session) {
+    return Object.getPrototypeOf(this);
+  },
+  set() {},
+});

@@ -10,7 +10,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
  * `cookie-signature`, so a forged or guessed id never reaches the store.
  */
 export class SignedIdCookie {
-  readonly settings: CookieSettings;
+  private readonly settings: CookieSettings;
 
   constructor(
     name: string,
@@ -19,10 +19,6 @@ export class SignedIdCookie {
     owner: string,
   ) {
     this.settings = new CookieSettings(name, cookie, owner);
-  }
-
-  get name(): string {
-    return this.settings.name;
   }
 
   /** The id the request's cookie carries, if its signature holds under one of the secrets. */
