@@ -10,6 +10,7 @@
 import { resolveStore, type SessionsConfig } from "./config";
 import type { CookieStore } from "./cookie-store";
 import type { MemoryStore } from "./memory-store";
+import type { RedisStore } from "./redis-store";
 import { createMiddleware, type SessionMiddleware, type SessionsOptions } from "./middleware";
 import type { Session, SessionData } from "./session";
 import type { SessionStore } from "./store";
@@ -18,6 +19,7 @@ export { Cookie, type CookieAttributes, type CookieOptions } from "./cookie";
 export { CookieStore, type CookieStoreOptions } from "./cookie-store";
 export { SessionConfigError, SessionError, SessionStoreUnavailableError, SessionTooLargeError, SessionUsageError } from "./errors";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store";
+export { RedisStore, type RedisClient, type RedisStoreOptions } from "./redis-store";
 export type { SessionMiddleware, SessionsOptions } from "./middleware";
 export type { SessionsConfig } from "./config";
 export { Session, type SessionData, type SessionState } from "./session";
@@ -34,6 +36,7 @@ export type SessionObject = Session & Partial<SessionData>;
 export function sessions<S extends SessionStore>(store: S, options?: SessionsOptions): SessionMiddleware<S>;
 export function sessions(config: { store: "cookie" } & SessionsConfig, options?: SessionsOptions): SessionMiddleware<CookieStore>;
 export function sessions(config: { store: "memory" } & SessionsConfig, options?: SessionsOptions): SessionMiddleware<MemoryStore>;
+export function sessions(config: { store: "redis" } & SessionsConfig, options?: SessionsOptions): SessionMiddleware<RedisStore>;
 export function sessions(config: SessionStore | SessionsConfig, options?: SessionsOptions): SessionMiddleware;
 export function sessions(config: SessionStore | SessionsConfig, options?: SessionsOptions): SessionMiddleware {
   return createMiddleware(resolveStore(config), options);

@@ -1,0 +1,372 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Cookie, CookieOptions } from "./cookie";
+import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
+import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { Session } from "./session";
+import { SignedIdCookie } from "./signed-id";
+import type { SessionContext, SessionStore } from "./store";
+
+/**
+ * A Redis client RedisStore can talk through: a node-redis client or cluster (`createClient`,
+ * `createCluster` from `redis` v4 or later) or an ioredis `Redis` or `Redis.Cluster`.
+ * Pass it connected (or connecting); RedisStore never closes a client you pass.
+ */
+export type RedisClient = object;
+
+export interface RedisStoreOptions {
+  /** Your client (see `RedisClient`). Give either `client` or `url`. */
+  client?: RedisClient;
+  /** `redis://[[user]:password@]host:port[/db]` (or `rediss://`): the store creates, owns and `close()`s a node-redis client. */
+  url?: string;
+  /** Signs the id in the cookie: at least 32 characters; an array rotates secrets (the first signs, all are accepted). */
+  secret: string | readonly string[];
+  /** Prepended to the session id to make the Redis key. Default `"sess:"`. */
+  prefix?: string;
+  /** Cookie name. Default `"session"`. */
+  name?: string;
+  /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
+  cookie?: CookieOptions;
+  /** Idle timeout in ms: the key's TTL and the cookie's Max-Age, refreshed on every request that uses the session. Default 1 day. */
+  maxAge?: number;
+  /** Time since creation (or regenerate) after which the session ends, in ms; `null` for none. Default 7 days. */
+  absoluteTimeout?: number | null;
+  /** Longest wait for Redis on each load and save, in ms; past it the request fails with a 503. Default 2000. */
+  timeout?: number;
+}
+
+const OPTIONS = ["client", "url", "secret", "prefix", "name", "cookie", "maxAge", "absoluteTimeout", "timeout"] as const;
+const DAY = 86_400_000;
+const OWNER = "RedisStore";
+/** Node runs a longer timer after 1 ms instead. */
+const MAX_TIMER = 2_147_483_647;
+
+/**
+ * The hash field holding the session's creation time (ms since the epoch). It starts with a NUL
+ * character, so it cannot clash with a key your code writes in practice; a session key with
+ * exactly this name is not stored. A hash without it is not a session (see `restore`).
+ */
+export const CREATED_FIELD = "\0created";
+
+/** What the store knows is in Redis for a session it loaded or saved. */
+interface Stored {
+  /** The id it is stored under. */
+  id: string;
+  /** JSON of each field, as stored. */
+  fields: Map<string, string>;
+  created: number;
+}
+
+/** One code path per operation, whatever the client: one command, or several in one MULTI/EXEC. */
+interface Backend {
+  send(key: string, args: string[]): Promise<unknown>;
+  transaction(key: string, commands: string[][]): Promise<unknown>;
+}
+
+/** The part of the node-redis client the store owns when it is given a `url`. */
+interface OwnedClient {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  on(event: "error" | "ready", listener: (err: Error) => void): unknown;
+  connect(): Promise<unknown>;
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+/**
+ * Keeps sessions in Redis; the browser's cookie carries only the session id, signed, so a
+ * forged or guessed id never reaches Redis.
+ *
+ * Layout: a hash at `prefix + id` with one field per session key holding the key's value as
+ * JSON, plus `CREATED_FIELD`; its TTL follows the session's expiry. Loading is one `HGETALL`;
+ * saving is one round trip that writes only the fields this request changed (`HDEL`/`HSET`/
+ * `PEXPIRE` in one `MULTI`), so two concurrent requests that change different keys both persist
+ * (when both change the same key, the last to save wins). An unchanged session only gets its TTL
+ * refreshed (`PEXPIRE`).
+ *
+ * Every load and save waits at most `timeout` ms; a stalled, unreachable or failing Redis gives a
+ * `SessionStoreUnavailableError` (status 503), and requests succeed again when Redis is back. The
+ * client the store creates from `url` keeps no offline queue: while it is disconnected, requests
+ * fail at once rather than waiting (it does wait, up to `timeout`, for its first connection).
+ */
+export class RedisStore implements SessionStore {
+  readonly async = true;
+  /** The client the store talks through: yours, or the one it created from `url`. */
+  readonly client: RedisClient;
+  readonly prefix: string;
+  readonly maxAge: number;
+  readonly absoluteTimeout: number | null;
+  readonly timeout: number;
+  private readonly cookie: SignedIdCookie;
+  private readonly backend: Backend;
+  /** Set when the store created the client from `url` (and must close it). */
+  private readonly owned: OwnedClient | undefined;
+  /** Where Redis is, for error messages (the url without its password). */
+  private readonly where: string;
+  /** The owned client's last connection error, to say why Redis did not answer. */
+  private lastError: Error | undefined;
+  /** Pending until the owned client first connects: commands wait for it (bounded by `timeout`). */
+  private connecting: Promise<unknown> | undefined;
+  private readonly stored = new WeakMap<Session, Stored>();
+
+  constructor(options: RedisStoreOptions) {
+    checkKeys(options, OPTIONS, OWNER);
+    const secrets = resolveSecrets(options.secret, OWNER);
+    const prefix = options.prefix ?? "sess:";
+    if (typeof prefix !== "string") {
+      throw new SessionConfigError(`${OWNER}: prefix must be a string (prepended to the session id to make the Redis key), got ${JSON.stringify(prefix)}`);
+    }
+    this.prefix = prefix;
+    this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", OWNER) as number;
+    this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", OWNER, true);
+    this.timeout = resolveDuration(options.timeout, 2000, "timeout", OWNER) as number;
+    if (this.timeout > MAX_TIMER) {
+      throw new SessionConfigError(`${OWNER}: timeout must be at most ${MAX_TIMER} ms (Node's longest timer; a few seconds is usual), got ${this.timeout}`);
+    }
+    this.cookie = new SignedIdCookie(options.name ?? "session", options.cookie, secrets, OWNER);
+
+    const { client, url } = options;
+    if ((client === undefined) === (url === undefined || url === "")) {
+      throw new SessionConfigError(
+        client === undefined
+          ? `${OWNER} needs a Redis connection: pass { url: process.env.REDIS_URL } (e.g. "redis://127.0.0.1:6379"; the store creates and owns the client) or { client } (a connected node-redis or ioredis client); the url is missing or empty`
+          : `${OWNER}: give either client or url, not both (url makes the store create its own client)`,
+      );
+    }
+    if (client !== undefined) {
+      this.client = client;
+      this.backend = backendFor(client);
+      this.where = "through the client given to RedisStore";
+    } else {
+      const parsed = parseUrl(url);
+      const owned = createOwnedClient(parsed.href);
+      owned.on("error", (err) => (this.lastError = err)); // without a listener, an 'error' event would crash the process
+      owned.on("ready", () => (this.lastError = undefined));
+      // It retries until it connects or is closed; until then, commands wait for it (up to `timeout`).
+      // Its failures arrive as 'error' events (above); the catch only keeps a rejection from going unhandled.
+      this.connecting = owned.connect().finally(() => (this.connecting = undefined)).catch(() => undefined);
+      this.client = this.owned = owned;
+      this.backend = backendFor(owned);
+      if (parsed.password !== "") parsed.password = "***";
+      this.where = `at ${parsed.href} (the url option)`;
+    }
+  }
+
+  /**
+   * The request's session: a new empty one when the request has no valid signed id (no Redis
+   * command is sent then), else the stored session, or a new empty one if it has ended.
+   */
+  load(ctx: SessionContext): Session | Promise<Session> {
+    const id = this.cookie.read(ctx.cookies);
+    if (id === undefined) return Session.empty();
+    const key = this.prefix + id;
+    return this.run("load", "HGETALL", () => this.backend.send(key, ["HGETALL", key])).then((reply) => this.restore(id, reply));
+  }
+
+  /** Saves what changed (one round trip) and returns the signed id cookie, with Max-Age = the key's TTL. */
+  dump(session: Session, ctx: SessionContext): Promise<Cookie> {
+    const id = session.id;
+    const stored = this.stored.get(session);
+    const oldKey = stored !== undefined && stored.id !== id ? this.prefix + stored.id : undefined;
+    if (Session.stateOf(session).destroyed && Session.isEmpty(session)) {
+      const deleted = oldKey === undefined ? Promise.resolve() : this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]));
+      return deleted.then(() => {
+        this.stored.delete(session);
+        return this.cookie.expire(ctx.req);
+      });
+    }
+
+    // Compared with what is stored under this id, if anything: a new or regenerated session is written whole.
+    const same = stored?.id === id ? stored : undefined;
+    const created = same?.created ?? Date.now();
+    const before = same?.fields ?? new Map<string, string>();
+    const fields = new Map<string, string>();
+    const set = same ? [] : [CREATED_FIELD, String(created)];
+    for (const name of Object.keys(session)) {
+      const json = name === "id" || name === CREATED_FIELD ? undefined : JSON.stringify(session[name]);
+      if (json === undefined) continue;
+      fields.set(name, json);
+      if (before.get(name) !== json) set.push(name, json);
+    }
+    const removed = [...before.keys()].filter((name) => !fields.has(name));
+    const ttl = this.lifetime(created);
+    const key = this.prefix + id;
+    const commands: string[][] = [];
+    if (removed.length > 0) commands.push(["HDEL", key, ...removed]);
+    if (set.length > 0) commands.push(["HSET", key, ...set]);
+    commands.push(["PEXPIRE", key, String(ttl)]);
+
+    const names = commands.map(([name]) => name).join("+");
+    const write = this.run("save", commands.length === 1 ? names : `MULTI ${names} EXEC`, () =>
+      commands.length === 1 ? this.backend.send(key, commands[0]) : this.backend.transaction(key, commands),
+    );
+    // The old key is deleted alongside, not inside the MULTI: in a cluster it lives in another slot.
+    const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]))]);
+    return work.then(() => {
+      this.stored.set(session, { id, fields, created });
+      return this.cookie.issue(ctx.req, id, ttl);
+    });
+  }
+
+  /** Releases the client the store created from `url`; a client you passed stays open (it is yours to close). */
+  async close(): Promise<void> {
+    const client = this.owned;
+    if (client === undefined || !client.isOpen) return;
+    // A connection attempt in flight would outlive destroy() (node-redis 5.12): let it finish first.
+    if (this.connecting !== undefined) await Promise.race([this.connecting, delay(this.timeout, undefined, { ref: false })]);
+    // close() waits for replies still owed, which never come while Redis is unreachable.
+    if (client.isReady) await client.close();
+    else client.destroy();
+  }
+
+  /** The session from an `HGETALL` reply, or a new empty one when there is none (or it has ended). */
+  private restore(id: string, reply: unknown): Session {
+    const fields = new Map<string, string>();
+    for (const [name, value] of entriesOf(reply)) fields.set(name, value);
+    const created = Number(fields.get(CREATED_FIELD));
+    fields.delete(CREATED_FIELD);
+    // No creation time: no such key, or the remains of a session that was destroyed or expired while
+    // another request was saving changes to it. Either way the session has ended.
+    if (!(created > 0)) return Session.empty();
+    if (this.absoluteTimeout !== null && Date.now() - created >= this.absoluteTimeout) return Session.empty();
+    const data: { id: string } & Record<string, unknown> = Object.create(null);
+    data.id = id;
+    try {
+      for (const [name, json] of fields) data[name] = JSON.parse(json);
+    } catch {
+      return Session.empty(); // not written by this store: never adopt it
+    }
+    const session = new Session(data);
+    this.stored.set(session, { id, fields, created });
+    return session;
+  }
+
+  /** The session's remaining life from now, in whole ms (PEXPIRE takes integers): the idle timeout, cut short by the absolute timeout. */
+  private lifetime(created: number): number {
+    if (this.absoluteTimeout === null) return Math.ceil(this.maxAge);
+    return Math.ceil(Math.max(0, Math.min(this.maxAge, created + this.absoluteTimeout - Date.now())));
+  }
+
+  /**
+   * Runs one round trip, bounded by `timeout`. On timeout the request gives up on the command; its
+   * late reply or error is swallowed, never unhandled. (It is not cancelled: node-redis 5.12's
+   * AbortSignal support can corrupt the client's command queue when queued commands are aborted.)
+   */
+  private run<T>(doing: "load" | "save", command: string, op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(this.unavailable(doing, `Redis did not answer ${command} within ${this.timeout} ms`, undefined));
+      }, this.timeout);
+    });
+    const start = this.connecting === undefined ? Promise.resolve() : this.connecting;
+    const work = start.then(op).catch((err: unknown) => {
+      throw this.unavailable(doing, `Redis failed ${command}: ${reason(err)}`, err);
+    });
+    return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
+  }
+
+  private unavailable(doing: "load" | "save", what: string, cause: unknown): SessionStoreUnavailableError {
+    const outcome = doing === "load" ? "could not load the session" : "could not save the session (it may or may not be saved)";
+    const last = this.lastError === undefined ? "" : ` (last connection error: ${this.lastError.message})`;
+    return new SessionStoreUnavailableError(
+      `${OWNER} ${outcome}: ${what}${last}. Check that Redis is running and reachable ${this.where}, or raise the timeout option if it is only slow`,
+      { cause },
+    );
+  }
+}
+
+/** The adapter for a client, recognised by its shape. */
+function backendFor(client: RedisClient): Backend {
+  const c = Object(client) as Record<string, unknown>;
+  if (typeof c.call === "function" && typeof c.multi === "function") return ioredis(client as IoRedis);
+  if (typeof c.sendCommand === "function" && typeof c.multi === "function") {
+    return "masters" in c ? nodeRedisCluster(client as NodeRedisCluster) : nodeRedis(client as NodeRedis);
+  }
+  throw new SessionConfigError(
+    `${OWNER}: client is not a Redis client it knows; pass a node-redis client or cluster (createClient/createCluster from "redis", v4 or later) or an ioredis Redis or Cluster, or pass { url } instead`,
+  );
+}
+
+interface NodeRedisMulti {
+  addCommand(args: string[]): NodeRedisMulti;
+  exec(): Promise<unknown>;
+}
+interface NodeRedis {
+  sendCommand(args: string[]): Promise<unknown>;
+  multi(): NodeRedisMulti;
+}
+function nodeRedis(client: NodeRedis): Backend {
+  return {
+    send: (_key, args) => client.sendCommand(args),
+    transaction: (_key, commands) => commands.reduce((multi, args) => multi.addCommand(args), client.multi()).exec(),
+  };
+}
+
+interface NodeRedisClusterMulti {
+  addCommand(firstKey: string, isReadonly: boolean, args: string[]): NodeRedisClusterMulti;
+  exec(): Promise<unknown>;
+}
+interface NodeRedisCluster {
+  sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
+  multi(routing: string): NodeRedisClusterMulti;
+}
+function nodeRedisCluster(cluster: NodeRedisCluster): Backend {
+  // Reads go to the masters too: a replica may not have the write the previous response promised.
+  return {
+    send: (key, args) => cluster.sendCommand(key, false, args),
+    transaction: (key, commands) => commands.reduce((multi, args) => multi.addCommand(key, false, args), cluster.multi(key)).exec(),
+  };
+}
+
+interface IoRedisPipeline {
+  call(...args: string[]): IoRedisPipeline;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+interface IoRedis {
+  call(...args: string[]): Promise<unknown>;
+  multi(): IoRedisPipeline;
+}
+/** ioredis `Redis` and `Cluster` (which routes each command by its key). */
+function ioredis(client: IoRedis): Backend {
+  return {
+    send: (_key, args) => client.call(...args),
+    transaction: async (_key, commands) => {
+      const results = await commands.reduce((multi, args) => multi.call(...args), client.multi()).exec();
+      // ioredis reports a command that failed inside EXEC in its result, not by rejecting.
+      const failed = (results as [Error | null, unknown][]).find(([err]) => err !== null);
+      if (failed) throw failed[0];
+      return results;
+    },
+  };
+}
+
+/** What went wrong: node-redis reports a command that failed inside EXEC in `replies`, under a generic message. */
+function reason(err: unknown): string {
+  const replies = (err as { replies?: unknown[] }).replies ?? [];
+  return ((replies.find((reply) => reply instanceof Error) ?? err) as Error).message;
+}
+
+/** `[field, value]` pairs of an `HGETALL` reply: a flat array (RESP2) or an object (RESP3, ioredis). */
+function entriesOf(reply: unknown): [string, string][] {
+  if (!Array.isArray(reply)) return Object.entries(reply as Record<string, string>);
+  const entries: [string, string][] = [];
+  for (let i = 0; i < reply.length; i += 2) entries.push([String(reply[i]), String(reply[i + 1])]);
+  return entries;
+}
+
+function parseUrl(url: unknown): URL {
+  const parsed = typeof url === "string" && URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
+    throw new SessionConfigError(`${OWNER}: url must be a Redis URL such as "redis://127.0.0.1:6379" (or rediss:// for TLS), got ${JSON.stringify(url)}`);
+  }
+  return parsed;
+}
+
+/** A node-redis client for `url`; `redis` is loaded only here, so apps that never use Redis do not pay for it. */
+function createOwnedClient(url: string): OwnedClient {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createClient } = require("redis") as typeof import("redis");
+  // Without an offline queue, commands fail at once while the connection is down, instead of piling
+  // up for the whole outage and all being sent when Redis comes back.
+  return createClient({ url, disableOfflineQueue: true }) as unknown as OwnedClient;
+}
