@@ -8,8 +8,12 @@ import { Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
 export interface CookieStoreOptions {
-  /** At least 32 characters; an array rotates secrets: the first seals, all are tried on read. */
-  secret: string | readonly string[];
+  /**
+   * At least 32 characters; an array rotates secrets: the first seals, all are tried on read.
+   * `undefined` is accepted by the type so `process.env.SESSION_SECRET` can be passed as is;
+   * it fails at construction with a message that says how to make one.
+   */
+  secret: string | readonly string[] | undefined;
   /** `true` (default): AES-256-GCM, unreadable by the client. `false`: signed only, readable base64url JSON. `"true"`/`"false"` are accepted too. */
   encrypt?: boolean;
   /** Cookie name. Default `"session"`. Chunks are named `<name>.1`, `<name>.2`, ... */

@@ -18,8 +18,11 @@ export interface RedisStoreOptions {
   client?: RedisClient;
   /** `redis://[[user]:password@]host:port[/db]` (or `rediss://`): the store creates, owns and `close()`s a node-redis client. */
   url?: string;
-  /** Signs the id in the cookie: at least 32 characters; an array rotates secrets (the first signs, all are accepted). */
-  secret: string | readonly string[];
+  /**
+   * Signs the id in the cookie: at least 32 characters; an array rotates secrets (the first signs,
+   * all are accepted). `undefined` (an unset environment variable) fails at construction.
+   */
+  secret: string | readonly string[] | undefined;
   /** Prepended to the session id to make the Redis key. Default `"sess:"`. */
   prefix?: string;
   /** Cookie name. Default `"session"`. */
