@@ -1,5 +1,5 @@
 import request from "supertest";
-import { Cookie, CookieStore, MemoryStore, Session, SessionConfigError, sessions, type SessionContext, type SessionsConfig, type SessionStore } from "../lib";
+import { Cookie, CookieStore, MemoryStore, Session, SessionConfigError, sessions, type SessionContext, type SessionsConfig, type SessionsOptions, type SessionStore } from "../lib";
 import { resolveStore } from "../lib/config";
 import { Jar, SECRET, sessionApp, useServers } from "./helpers/session-cookies";
 
@@ -99,5 +99,35 @@ describe("wrong configuration fails at sessions(...), with a message that says h
     const build = () => sessions(config as SessionsConfig);
     expect(build).toThrow(SessionConfigError);
     expect(build).toThrow(message);
+  });
+});
+
+describe("wrong middleware options fail at sessions(store, options), not at the first request", () => {
+  const store = () => new MemoryStore();
+  it.each<[string, unknown, RegExp]>([
+    ["an unknown option (a typo)", { preloadd: false }, /^sessions\(\) options: unknown option "preloadd"; the options are preload, onLostChange$/],
+    ["a preload that is not a boolean", { preload: "no" }, /^sessions\(\) options: preload must be true or false, got "no"$/],
+    ["an onLostChange that is not a function", { onLostChange: 5 }, /^sessions\(\) options: onLostChange must be a function \(err, req\) => void, got number$/],
+    ["options that are not an object", "preload", /^sessions\(\) options must be an object such as \{ preload: false \}, got string$/],
+    ["null options", null, /^sessions\(\) options must be an object such as \{ preload: false \}, got null$/],
+  ])("%s", (_, options, message) => {
+    const build = () => sessions(store(), options as SessionsOptions);
+    expect(build).toThrow(SessionConfigError);
+    expect(build).toThrow(message);
+  });
+
+  it('accepts preload as "true"/"false" from environment variables', async () => {
+    let loads = 0;
+    const asyncStore: SessionStore = {
+      async: true,
+      load: async () => (loads++, Session.empty()),
+      dump: () => [],
+    };
+    const mw = sessions(asyncStore, { preload: "false" } as unknown as SessionsOptions);
+    const res = await request((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) =>
+      mw(req, res, () => res.end("untouched")),
+    ).get("/");
+    expect(res.text).toBe("untouched");
+    expect(loads).toBe(0);
   });
 });

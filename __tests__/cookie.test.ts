@@ -201,6 +201,11 @@ describe("cookie name prefixes", () => {
     expect(settings.make(req, "v", undefined).serialize()).toBe("__Secure-sid=v; Domain=example.com; Path=/; HttpOnly; Secure; SameSite=Lax");
   });
 
+  it.each([["__host-sid"], ["__HOST-sid"]])("the prefix rules apply whatever the case (%s), as browsers match them", (name) => {
+    expect(() => new CookieSettings(name, { path: "/app" }, "CookieStore")).toThrow(/a "__Host-" cookie must be Secure/);
+    expect(new CookieSettings(name, {}, "Test").make(req, "v", undefined).serialize()).toMatch(/; Secure;/);
+  });
+
   it('"__Secure-" refuses secure: false', () => {
     expect(() => new CookieSettings("__Secure-sid", { secure: false }, "CookieStore")).toThrow(/a "__Secure-" cookie must be Secure/);
   });
@@ -241,7 +246,7 @@ describe("invalid names and attributes are refused at construction", () => {
     ["path", "app", /cookie\.path "app" is not valid; give a path that starts with "\/"/],
     ["path", "/a;b", /cookie\.path "\/a;b" is not valid/],
     ["secure", "yes", /cookie\.secure "yes" is not valid; use true, false or "auto"/],
-    ["httpOnly", "true", /cookie\.httpOnly "true" is not valid; use true or false/],
+    ["httpOnly", "yes", /cookie\.httpOnly "yes" is not valid; use true or false/],
     ["sameSite", "loose", /cookie\.sameSite "loose" is not valid; use "lax", "strict", "none"/],
     ["sameSite", 1, /cookie\.sameSite 1 is not valid/],
     ["partitioned", "yes", /cookie\.partitioned "yes" is not valid/],
@@ -251,6 +256,19 @@ describe("invalid names and attributes are refused at construction", () => {
     const build = () => new CookieStore({ secret: SECRET, cookie: { [key]: value } as CookieOptions });
     expect(build).toThrow(SessionConfigError);
     expect(build).toThrow(message);
+  });
+
+  it('accepts "true" and "false" for the flags, as environment variables give them', async () => {
+    const store = new CookieStore({ secret: SECRET, cookie: { secure: "true", httpOnly: "false", partitioned: "true" } as unknown as CookieOptions });
+    const app = express();
+    app.use(sessions(store));
+    app.get("/", (req, res) => {
+      req.session.n = 1;
+      res.end();
+    });
+    const setCookie = (await request(app).get("/")).headers["set-cookie"] as unknown as string[];
+    expect(setCookie[0]).toMatch(/; Secure; Partitioned; SameSite=Lax$/);
+    expect(setCookie[0]).not.toMatch(/HttpOnly/);
   });
 
   it("names an unknown attribute and lists the known ones", () => {

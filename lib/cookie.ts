@@ -109,29 +109,38 @@ export class CookieSettings {
         throw new SessionConfigError(`${owner}: unknown cookie attribute "${key}"; the cookie option takes ${COOKIE_OPTION_KEYS.join(", ")} (set durations with the store's maxAge)`);
       }
     }
-    const { domain, path = "/", secure = "auto", httpOnly = true, sameSite = "lax", partitioned, priority } = options;
+    const { domain, path = "/", sameSite = "lax", priority } = options;
     const bad = (what: string, value: unknown, fix: string) =>
       new SessionConfigError(`${owner}: cookie.${what} ${JSON.stringify(value)} is not valid; ${fix}`);
+    // Flags may come from environment variables as "true"/"false".
+    const flag = (what: keyof CookieOptions, fix = "use true or false"): boolean | undefined => {
+      const value = options[what];
+      if (value === undefined || typeof value === "boolean") return value;
+      if (value === "true" || value === "false") return value === "true";
+      throw bad(what, value, fix);
+    };
+    const secure = options.secure === "auto" ? "auto" : flag("secure", 'use true, false or "auto" (Secure when the request is)') ?? "auto";
+    const httpOnly = flag("httpOnly") ?? true;
+    const partitioned = flag("partitioned");
     if (domain !== undefined && (typeof domain !== "string" || !DOMAIN.test(domain))) {
       throw bad("domain", domain, 'give a host name such as "example.com", or leave it out for a host-only cookie');
     }
     if (typeof path !== "string" || !PATH.test(path)) throw bad("path", path, 'give a path that starts with "/" and has no ";" or control characters');
-    if (secure !== true && secure !== false && secure !== "auto") throw bad("secure", secure, 'use true, false or "auto" (Secure when the request is)');
-    if (typeof httpOnly !== "boolean") throw bad("httpOnly", httpOnly, "use true or false");
     const site = typeof sameSite === "string" ? sameSite.toLowerCase() : sameSite;
     if (typeof site !== "boolean" && !SAME_SITE.includes(site)) throw bad("sameSite", sameSite, 'use "lax", "strict", "none", true (strict) or false (no attribute)');
-    if (partitioned !== undefined && typeof partitioned !== "boolean") throw bad("partitioned", partitioned, "use true or false");
     const prio = typeof priority === "string" ? priority.toLowerCase() : priority;
     if (prio !== undefined && !PRIORITY.includes(prio as string)) throw bad("priority", priority, 'use "low", "medium" or "high"');
 
     this.name = name;
     this.secure = secure;
-    if (name.startsWith("__Host-")) {
+    // Browsers match the prefixes case-insensitively.
+    const lower = name.toLowerCase();
+    if (lower.startsWith("__host-")) {
       if (domain !== undefined || path !== "/" || secure === false) {
         throw new SessionConfigError(`${owner}: a "__Host-" cookie must be Secure, have Path=/ and no Domain; remove the domain/path/secure options or rename the cookie`);
       }
       this.secure = true;
-    } else if (name.startsWith("__Secure-")) {
+    } else if (lower.startsWith("__secure-")) {
       if (secure === false) {
         throw new SessionConfigError(`${owner}: a "__Secure-" cookie must be Secure; remove secure: false or rename the cookie`);
       }

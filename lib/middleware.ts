@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
-import { SessionError, SessionUsageError } from "./errors";
+import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
+import { checkKeys, resolveBoolean } from "./options";
 import { holdHeaders } from "./response-hook";
 import { Session } from "./session";
 import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
@@ -35,9 +36,17 @@ export interface SessionMiddleware<S extends SessionStore = SessionStore> {
  * configuration form; this is where the lifecycle of SPEC §3 lives.
  */
 export function createMiddleware<S extends SessionStore>(store: S, options: SessionsOptions = {}): SessionMiddleware<S> {
-  const preload = options.preload ?? true;
-  const isAsync = loadsAsynchronously(store);
+  const owner = "sessions() options";
+  if (options === null || typeof options !== "object") {
+    throw new SessionConfigError(`${owner} must be an object such as { preload: false }, got ${options === null ? "null" : typeof options}`);
+  }
+  checkKeys(options, ["preload", "onLostChange"], owner);
+  const preload = resolveBoolean(options.preload, true, "preload", owner);
   const onLostChange = options.onLostChange ?? warnLostChange;
+  if (typeof onLostChange !== "function") {
+    throw new SessionConfigError(`${owner}: onLostChange must be a function (err, req) => void, got ${typeof onLostChange}`);
+  }
+  const isAsync = loadsAsynchronously(store);
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const request = new RequestSession(store, isAsync, onLostChange, req, res, next);

@@ -230,7 +230,7 @@ export class RedisStore implements SessionStore {
     // No creation time: no such key, or the remains of a session that was destroyed or expired while
     // another request was saving changes to it. Either way the session has ended.
     if (!(created > 0)) return Session.empty();
-    if (this.absoluteTimeout !== null && Date.now() - created >= this.absoluteTimeout) return Session.empty();
+    if (this.absoluteTimeout !== null && Date.now() - created > this.absoluteTimeout) return Session.empty();
     const data: { id: string } & Record<string, unknown> = Object.create(null);
     data.id = id;
     try {
