@@ -1,3 +1,4 @@
+import nodeCrypto = require("node:crypto");
 import request from "supertest";
 import { CookieStore, Session, SessionConfigError, type CookieStoreOptions, type SessionContext } from "../lib";
 import {
@@ -175,6 +176,19 @@ describe("CookieStore", () => {
       expect(replayed.status).toBe(200);
       expect(replayed.body).toEqual({ id: expect.any(String) });
       expect(replayed.body.id).not.toBe(res.body.id);
+    });
+
+    it("a cookie seen before is opened once, yet still checked for expiry on every request", async () => {
+      const clock = fakeClock();
+      const decrypt = jest.spyOn(nodeCrypto, "createDecipheriv");
+      const { server, res, jar } = await login(new CookieStore({ secret: SECRET, maxAge: MINUTE }));
+      for (let i = 0; i < 3; i++) {
+        expect((await request(server).get("/read").set("Cookie", jar.header())).body.id).toBe(res.body.id);
+      }
+      expect(decrypt).toHaveBeenCalledTimes(1);
+      clock.advance(MINUTE + 1);
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body.id).not.toBe(res.body.id);
+      decrypt.mockRestore();
     });
 
     it("activity slides the idle timeout", async () => {

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { sign, unsign } from "cookie-signature";
+import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { checkKeys, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
@@ -72,6 +73,12 @@ export class CookieStore implements SessionStore {
   private readonly keys: Buffer[];
   private readonly aad: Buffer;
   private readonly loaded = new WeakMap<Session, Loaded>();
+  /**
+   * Seals opened recently, by their exact (authenticated) text, so an unchanged cookie is
+   * decrypted once rather than on every request. Single-cookie seals only, at most 1000:
+   * a few MB at worst. Expiry is still checked on every load.
+   */
+  private readonly opened = new LRUCache<string, Readonly<Loaded>>({ max: 1000 });
 
   constructor(options: CookieStoreOptions) {
     const owner = "CookieStore";
@@ -97,15 +104,25 @@ export class CookieStore implements SessionStore {
 
   load(ctx: SessionContext): Session {
     const raw = this.join(ctx.cookies);
-    const opened = raw === undefined ? undefined : this.open(raw);
-    const payload = opened && parsePayload(opened.plaintext);
-    if (!payload) return Session.empty();
+    if (raw === undefined) return Session.empty();
+    // A browser sends the same cookie until it changes: open each seal once, not on every request.
+    let loaded = this.opened.get(raw);
+    let data: Payload[2];
+    if (loaded === undefined) {
+      const opened = this.open(raw);
+      const payload = opened && parsePayload(opened.plaintext);
+      if (!payload) return Session.empty();
+      loaded = { created: payload[0], touched: payload[1], json: payload[3], rotated: opened.rotated };
+      data = payload[2];
+      if (raw.length <= CHUNK_LIMIT) this.opened.set(raw, loaded);
+    } else {
+      data = JSON.parse(loaded.json) as Payload[2];
+    }
     const now = Date.now();
-    const [created, touched, data, json] = payload;
-    if (now - touched > this.maxAge) return Session.empty();
-    if (this.absoluteTimeout !== null && now - created > this.absoluteTimeout) return Session.empty();
+    if (now - loaded.touched > this.maxAge) return Session.empty();
+    if (this.absoluteTimeout !== null && now - loaded.created > this.absoluteTimeout) return Session.empty();
     const session = new Session(data);
-    this.loaded.set(session, { created, touched, json, rotated: opened.rotated });
+    this.loaded.set(session, loaded);
     return session;
   }
 

@@ -95,7 +95,7 @@ export class MemoryStore implements SessionStore {
     if (before) for (const key of before.keys()) if (!(key in session)) entry.fields.delete(key);
     this.cache.set(id, entry);
     const lifetime = this.absoluteTimeout === null ? this.maxAge : Math.min(this.maxAge, entry.created + this.absoluteTimeout - Date.now());
-    return this.cookie.issue(ctx.req, id, lifetime);
+    return this.cookie.issue(ctx.req, id, lifetime, ctx.cookies);
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */

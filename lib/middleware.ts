@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { IncomingMessage, type ServerResponse } from "node:http";
 import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
 import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
@@ -50,13 +50,8 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const request = new RequestSession(store, isAsync, onLostChange, req, res, next);
-    Object.defineProperty(req, "session", {
-      configurable: true,
-      enumerable: true,
-      get: () => request.read(),
-      set: (value: unknown) => request.replace(value),
-    });
-    (req as { loadSession?: () => Promise<Session> }).loadSession = () => request.loadAsync();
+    requests.set(req, request);
+    attach(req);
     if (isAsync && preload) request.preload();
     else next();
   } as SessionMiddleware<S>;
@@ -250,4 +245,66 @@ function isNewAndEmpty(session: Session): boolean {
 /** The default `onLostChange`. Passes the message, not the error: Node refuses Error objects from another realm (vm, jest). */
 function warnLostChange(err: SessionError): void {
   process.emitWarning(err.message, { type: err.name, code: err.code });
+}
+
+/** Each request's session, for the `req.session` accessor and `req.loadSession()`. */
+const requests = new WeakMap<IncomingMessage, RequestSession>();
+
+/** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
+const sessionProperty = {
+  configurable: true,
+  enumerable: true,
+  get(this: IncomingMessage): Session | undefined {
+    return requests.get(this)?.read();
+  },
+  set(this: IncomingMessage, value: unknown): void {
+    const request = requests.get(this);
+    if (request !== undefined) request.replace(value);
+    else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
+  },
+};
+
+const loadSessionProperty = {
+  configurable: true,
+  writable: true,
+  value: function loadSession(this: IncomingMessage): Promise<Session> {
+    const request = requests.get(this);
+    if (request !== undefined) return request.loadAsync();
+    return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
+  },
+};
+
+/** Request prototypes whose requests already see `session` and `loadSession`. */
+const prepared = new WeakSet<object>();
+
+/**
+ * Gives `req` the `session` accessor and `loadSession()`. Defining properties on every request
+ * costs V8 a slow path, more than the rest of an untouched request's session handling, so
+ * under Express they are defined once on the request prototype that Express shares between
+ * its apps (mounted sub-apps switch to their own prototype, which inherits from it). Requests
+ * of bare `node:http` and Connect have no such prototype: they get the properties themselves.
+ */
+function attach(req: IncomingMessage): void {
+  const proto = Object.getPrototypeOf(req) as object;
+  if (prepared.has(proto)) return;
+  const shared = frameworkPrototype(proto);
+  const existing = shared && Object.getOwnPropertyDescriptor(shared, "session");
+  if (shared === undefined || (existing !== undefined && existing.get !== sessionProperty.get)) {
+    Object.defineProperty(req, "session", sessionProperty);
+    Object.defineProperty(req, "loadSession", loadSessionProperty);
+    return;
+  }
+  Object.defineProperty(shared, "session", sessionProperty);
+  Object.defineProperty(shared, "loadSession", loadSessionProperty);
+  prepared.add(proto);
+}
+
+/** The prototype a framework put between `req` and `IncomingMessage.prototype`, if any (Express's `request`). */
+function frameworkPrototype(proto: object | null): object | undefined {
+  while (proto !== null && proto !== IncomingMessage.prototype) {
+    const parent = Object.getPrototypeOf(proto) as object | null;
+    if (parent === IncomingMessage.prototype) return proto;
+    proto = parent;
+  }
+  return undefined;
 }

@@ -206,7 +206,7 @@ export class RedisStore implements SessionStore {
     const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]))]);
     return work.then(() => {
       this.stored.set(session, { id, fields, created });
-      return this.cookie.issue(ctx.req, id, ttl);
+      return this.cookie.issue(ctx.req, id, ttl, ctx.cookies);
     });
   }
 

@@ -132,6 +132,14 @@ export function holdHeaders(res: ServerResponse, hold: HeaderHold): void {
       return call(method, args);
     }
     phase = "holding";
+    // To the application the headers left with the first held call: an error handler that
+    // checks must not start a second response, which the replay would splice into the first.
+    // (Defined only here: defineProperty is a slow path, and sync stores never hold.)
+    const proto = Object.getPrototypeOf(res) as object;
+    Object.defineProperty(res, "headersSent", {
+      configurable: true,
+      get: () => phase === "holding" || (Reflect.get(proto, "headersSent", res) as boolean),
+    });
     // settle only throws when the headers were sent behind our back (setHeader refuses).
     Promise.resolve(result).then(settle).catch(drop);
     return enqueue(method, args, held);
@@ -162,13 +170,6 @@ export function holdHeaders(res: ServerResponse, hold: HeaderHold): void {
     return start(method, args, held);
   }
 
-  // To the application the headers left with the first held call: an error handler that
-  // checks must not start a second response, which the replay would splice into the first.
-  const proto: unknown = Object.getPrototypeOf(res);
-  Object.defineProperty(res, "headersSent", {
-    configurable: true,
-    get: () => phase === "holding" || (Reflect.get(proto as object, "headersSent", res) as boolean),
-  });
   res.writeHead = function writeHead(...args: unknown[]) {
     // While held, code that reads res.statusCode (loggers, the handler itself) sees the status.
     if (phase !== "released") res.statusCode = args[0] as number;

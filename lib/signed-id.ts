@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { sign, unsign } from "cookie-signature";
+import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 
 /** The shape of the ids this package issues (UUID v4): anything else is never looked up. */
@@ -11,6 +12,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
  */
 export class SignedIdCookie {
   private readonly settings: CookieSettings;
+  /**
+   * Cookie values this process signed or verified under the first secret, with their id: a
+   * returning browser's cookie is then checked by a lookup of its exact value instead of an
+   * HMAC, and re-issued as it is. Only authentic values get in; bounded like the stores.
+   */
+  private readonly verified = new LRUCache<string, string>({ max: 10_000 });
 
   constructor(
     name: string,
@@ -25,16 +32,27 @@ export class SignedIdCookie {
   read(cookies: Record<string, string>): string | undefined {
     const value = cookies[this.settings.name];
     if (!value) return undefined;
-    for (const secret of this.secrets) {
-      const id = unsign(value, secret);
-      if (id !== false) return UUID.test(id) ? id : undefined;
+    const known = this.verified.get(value);
+    if (known !== undefined) return known;
+    for (let i = 0; i < this.secrets.length; i++) {
+      const id = unsign(value, this.secrets[i]);
+      if (id === false) continue;
+      if (!UUID.test(id)) return undefined;
+      if (i === 0) this.verified.set(value, id);
+      return id;
     }
     return undefined;
   }
 
-  /** The cookie for `id`, signed with the first secret. */
-  issue(req: IncomingMessage, id: string, maxAge: number): Cookie {
-    return this.settings.make(req, sign(id, this.secrets[0]), maxAge);
+  /** The cookie for `id`, signed with the first secret (the browser's own value when it already is). */
+  issue(req: IncomingMessage, id: string, maxAge: number, cookies: Record<string, string>): Cookie {
+    const current = cookies[this.settings.name];
+    let value = current !== undefined && this.verified.get(current) === id ? current : undefined;
+    if (value === undefined) {
+      value = sign(id, this.secrets[0]);
+      this.verified.set(value, id);
+    }
+    return this.settings.make(req, value, maxAge);
   }
 
   /** The cookie that deletes the session cookie in the browser. */
