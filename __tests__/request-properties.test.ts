@@ -1,6 +1,7 @@
 /**
- * How `req.session` and `req.loadSession()` reach the request: once per Express request
- * prototype (shared by mounted sub-apps), on the request itself elsewhere.
+ * How `req.session` and `req.loadSession()` reach the request: an accessor defined once on
+ * IncomingMessage.prototype (so mounted sub-apps see it too), on the request itself only when
+ * its own class already defines `session`.
  */
 import http from "node:http";
 import express from "express";
@@ -56,20 +57,23 @@ describe("req.session under Express", () => {
 });
 
 describe("req.session on bare node:http", () => {
-  it("is defined on the request itself, leaving IncomingMessage.prototype alone", async () => {
+  it("comes from IncomingMessage.prototype, not from a property added to each request", async () => {
     const mw = sessions(new MemoryStore());
-    const server = http.createServer((req, res) =>
+    const server = http.createServer((req, res) => {
+      if (req.url === "/bare") return void res.end(JSON.stringify({ session: (req as unknown as WithSession).session ?? null }));
       mw(req, res, () => {
         (req as unknown as WithSession).session.seen = true;
-        res.end(JSON.stringify({ own: Object.prototype.hasOwnProperty.call(req, "session"), proto: "session" in http.IncomingMessage.prototype }));
-      }),
-    );
+        res.end(JSON.stringify({ own: Object.prototype.hasOwnProperty.call(req, "session"), inherited: "session" in http.IncomingMessage.prototype }));
+      });
+    });
     const res = await request(server).get("/");
-    expect(JSON.parse(res.text)).toEqual({ own: true, proto: false });
+    expect(JSON.parse(res.text)).toEqual({ own: false, inherited: true });
     expect(res.headers["set-cookie"]).toHaveLength(1);
+    // A request that does not pass through the middleware reads no session.
+    expect(JSON.parse((await request(server).get("/bare")).text)).toEqual({ session: null });
   });
 
-  it("leaves a request prototype alone when something else already defines session there", async () => {
+  it("gives the request its own properties when its class already defines session, and leaves that class alone", async () => {
     class OtherRequest extends http.IncomingMessage {}
     Object.defineProperty(OtherRequest.prototype, "session", { configurable: true, get: () => "theirs" });
     const mw = sessions(new MemoryStore());

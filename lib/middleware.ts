@@ -50,8 +50,7 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const request = new RequestSession(store, isAsync, onLostChange, req, res, next);
-    requests.set(req, request);
-    attach(req);
+    attach(req, request);
     if (isAsync && preload) request.preload();
     else next();
   } as SessionMiddleware<S>;
@@ -247,64 +246,97 @@ function warnLostChange(err: SessionError): void {
   process.emitWarning(err.message, { type: err.name, code: err.code });
 }
 
-/** Each request's session, for the `req.session` accessor and `req.loadSession()`. */
-const requests = new WeakMap<IncomingMessage, RequestSession>();
-
-/** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
-const sessionProperty = {
-  configurable: true,
-  enumerable: true,
-  get(this: IncomingMessage): Session | undefined {
-    return requests.get(this)?.read();
-  },
-  set(this: IncomingMessage, value: unknown): void {
-    const request = requests.get(this);
-    if (request !== undefined) request.replace(value);
-    else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
-  },
-};
-
-const loadSessionProperty = {
-  configurable: true,
-  writable: true,
-  value: function loadSession(this: IncomingMessage): Promise<Session> {
-    const request = requests.get(this);
-    if (request !== undefined) return request.loadAsync();
-    return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
-  },
-};
-
-/** Request prototypes whose requests already see `session` and `loadSession`. */
-const prepared = new WeakSet<object>();
-
-/**
- * Gives `req` the `session` accessor and `loadSession()`. Defining properties on every request
- * costs V8 a slow path, more than the rest of an untouched request's session handling, so
- * under Express they are defined once on the request prototype that Express shares between
- * its apps (mounted sub-apps switch to their own prototype, which inherits from it). Requests
- * of bare `node:http` and Connect have no such prototype: they get the properties themselves.
- */
-function attach(req: IncomingMessage): void {
-  const proto = Object.getPrototypeOf(req) as object;
-  if (prepared.has(proto)) return;
-  const shared = frameworkPrototype(proto);
-  const existing = shared && Object.getOwnPropertyDescriptor(shared, "session");
-  if (shared === undefined || (existing !== undefined && existing.get !== sessionProperty.get)) {
-    Object.defineProperty(req, "session", sessionProperty);
-    Object.defineProperty(req, "loadSession", loadSessionProperty);
-    return;
-  }
-  Object.defineProperty(shared, "session", sessionProperty);
-  Object.defineProperty(shared, "loadSession", loadSessionProperty);
-  prepared.add(proto);
+/** What `req.session` and `req.loadSession()` need of a request's state (whichever copy of this package made it). */
+interface RequestHandle {
+  read(): Session;
+  replace(value: unknown): void;
+  loadAsync(): Promise<Session>;
 }
 
-/** The prototype a framework put between `req` and `IncomingMessage.prototype`, if any (Express's `request`). */
-function frameworkPrototype(proto: object | null): object | undefined {
-  while (proto !== null && proto !== IncomingMessage.prototype) {
-    const parent = Object.getPrototypeOf(proto) as object | null;
-    if (parent === IncomingMessage.prototype) return proto;
-    proto = parent;
+/**
+ * Gives `req` the `session` accessor and `loadSession()`: defined once per process on
+ * IncomingMessage.prototype, reading each request's state from a shared WeakMap. (Defining
+ * them on each request instead costs V8 a slow path, more than the rest of an untouched
+ * request's session handling, measured with callgrind.) A request that did not pass through
+ * `sessions()` reads `undefined`, and may assign the property as before. The map lives on the
+ * prototype under a registered symbol, so several copies of this package share it. A request
+ * whose own class defines `session` first gets the properties on itself.
+ */
+const SHARED = Symbol.for("sessionbox.request-sessions");
+interface Shared {
+  requests: WeakMap<IncomingMessage, RequestHandle>;
+  /** The getter of the shared `session` accessor (`undefined` if something else had defined `session` there). */
+  getter: unknown;
+}
+const shared: Shared = installRequestProperties();
+
+function installRequestProperties(): Shared {
+  const base = IncomingMessage.prototype as IncomingMessage & { [SHARED]?: Shared };
+  const existing = base[SHARED];
+  if (existing !== undefined) return existing;
+  const requests = new WeakMap<IncomingMessage, RequestHandle>();
+  let getter: unknown;
+  if (!Object.prototype.hasOwnProperty.call(base, "session")) {
+    const property = sessionProperty(requests);
+    Object.defineProperty(base, "session", property);
+    Object.defineProperty(base, "loadSession", loadSessionProperty(requests));
+    getter = property.get;
+  }
+  const created: Shared = { requests, getter };
+  Object.defineProperty(base, SHARED, { value: created });
+  return created;
+}
+
+/** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
+function sessionProperty(shared: WeakMap<IncomingMessage, RequestHandle>): PropertyDescriptor {
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: IncomingMessage): Session | undefined {
+      return shared.get(this)?.read();
+    },
+    set(this: IncomingMessage, value: unknown): void {
+      const request = shared.get(this);
+      if (request !== undefined) request.replace(value);
+      else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
+    },
+  };
+}
+
+function loadSessionProperty(shared: WeakMap<IncomingMessage, RequestHandle>): PropertyDescriptor {
+  return {
+    configurable: true,
+    writable: true,
+    value: function loadSession(this: IncomingMessage): Promise<Session> {
+      const request = shared.get(this);
+      if (request !== undefined) return request.loadAsync();
+      return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
+    },
+  };
+}
+
+/** Request prototypes whose requests reach the shared accessor through their prototype chain. */
+const prepared = new WeakSet<object>();
+
+/** Registers the request's state; defines the properties on the request only when its class hides the shared ones. */
+function attach(req: IncomingMessage, request: RequestHandle): void {
+  shared.requests.set(req, request);
+  const proto = Object.getPrototypeOf(req) as object;
+  if (prepared.has(proto)) return;
+  if (shared.getter !== undefined && definer(proto) === shared.getter) {
+    prepared.add(proto);
+    return;
+  }
+  const own = new WeakMap([[req, request]]);
+  Object.defineProperty(req, "session", sessionProperty(own));
+  Object.defineProperty(req, "loadSession", loadSessionProperty(own));
+}
+
+/** The getter of the first `session` property along the prototype chain from `proto`. */
+function definer(proto: object | null): unknown {
+  for (; proto !== null; proto = Object.getPrototypeOf(proto) as object | null) {
+    const own = Object.getOwnPropertyDescriptor(proto, "session");
+    if (own !== undefined) return own.get;
   }
   return undefined;
 }

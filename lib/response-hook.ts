@@ -4,8 +4,10 @@
  * Why this exists: the session cookie has to be in the response headers, and for a store
  * that saves over the network the cookie (and the promise that the session is saved) is
  * only known once `dump` has finished. Node writes the headers on the first `writeHead`,
- * `write`, `end` or `flushHeaders`, so those four calls are wrapped. The first of them
- * starts `prepare` (which runs `dump`):
+ * `write`, `end` or `flushHeaders`, so those four methods are wrapped, once, on
+ * ServerResponse.prototype; a response whose session was read is registered in `holds`, and
+ * every other response passes straight through. For a held response the first of the four
+ * calls starts `prepare` (which runs `dump`):
  *
  * - If `prepare` answers synchronously (cookie and memory stores), its cookies are added
  *   and the call goes straight through: no queue, no extra tick.
@@ -22,10 +24,10 @@
  * After the headers have gone, an `end` that follows earlier writes calls `finish`, which
  * may save changes made while streaming; `end` waits for it too.
  *
- * The wrappers stay in place for the life of the response and pass calls straight through
- * once released, so middleware that wraps `res.write` after us (compression) keeps working.
+ * Middleware that wraps `res.write` on the response itself (compression) sits in front of
+ * the prototype's wrappers and keeps working, in whatever order it was mounted.
  */
-import type { ServerResponse } from "node:http";
+import { ServerResponse } from "node:http";
 import { isPromiseLike } from "./store";
 
 export interface HeaderHold {
@@ -46,144 +48,187 @@ export interface HeaderHold {
 
 type Method = "writeHead" | "write" | "end" | "flushHeaders";
 type Call = [Method, unknown[]];
-type Fn = (...args: unknown[]) => unknown;
+type Fn = (this: ServerResponse, ...args: unknown[]) => unknown;
 
-/** Wraps `res` so that `hold.prepare` completes before the headers are written. */
+/** What the wrappers need of a held response's state (whichever copy of this package made it). */
+interface Interceptor {
+  intercept(method: Method, args: unknown[], held: unknown): unknown;
+}
+
+/**
+ * The responses being held, with their state (responses not in it pass straight through), and
+ * Node's own methods. Kept on ServerResponse.prototype under a registered symbol, so that
+ * several copies of this package in one process (or jest's module registries) share one map
+ * and one set of wrappers.
+ */
+interface Shared {
+  holds: WeakMap<ServerResponse, Interceptor>;
+  /** `write`, `end`, `flushHeaders` of OutgoingMessage.prototype, `writeHead` of ServerResponse.prototype. */
+  original: Record<Method, Fn>;
+}
+const SHARED = Symbol.for("sessionbox.response-hook");
+const { holds, original } = install();
+
+/** Makes `hold.prepare` complete before the headers of `res` are written. */
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): void {
-  const original = {
-    writeHead: res.writeHead as unknown as Fn,
-    write: res.write as unknown as Fn,
-    end: res.end as unknown as Fn,
-    flushHeaders: res.flushHeaders as unknown as Fn,
-  };
+  holds.set(res, new Hold(res, hold));
+}
+
+/** One response's hold: the queue of calls made while `prepare` (or `finish`) is pending. */
+class Hold {
   /**
    * open: nothing written yet; holding: waiting for a Promise; failed: `prepare` failed,
    * output is swallowed until `fail` runs; released: pass-through.
    */
-  let phase: "open" | "holding" | "failed" | "released" = "open";
+  private phase: "open" | "holding" | "failed" | "released" = "open";
   /** Set when the headers left before `end`: `finish` is owed at `end`. */
-  let streamed = false;
-  let queue: Call[] = [];
-  let owesDrain = false;
-  let cookies: string[] = [];
+  private streamed = false;
+  private queue: Call[] = [];
+  private owesDrain = false;
+  private cookies: string[] = [];
 
-  function call(method: Method, args: unknown[]): unknown {
-    if (method === "writeHead" && cookies.length > 0) args = addToWriteHead(args, cookies);
-    return original[method].apply(res, args);
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly hold: HeaderHold,
+  ) {}
+
+  intercept(method: Method, args: unknown[], held: unknown): unknown {
+    if (this.phase === "released") {
+      return method === "end" && this.streamed && !this.res.writableEnded ? this.finishThenEnd(args) : this.call(method, args);
+    }
+    if (method === "writeHead") this.res.statusCode = args[0] as number; // visible to loggers while held
+    if (this.phase === "holding") return this.enqueue(method, args, held);
+    if (this.phase === "failed") return held;
+    return this.start(method, args, held);
+  }
+
+  private call(method: Method, args: unknown[]): unknown {
+    if (method === "writeHead" && this.cookies.length > 0) args = addToWriteHead(args, this.cookies);
+    return original[method].apply(this.res, args);
+  }
+
+  /** The first call that would write the headers: run `prepare`, hold the output while it is pending. */
+  private start(method: Method, args: unknown[], held: unknown): unknown {
+    let result: string[] | PromiseLike<string[]>;
+    try {
+      result = this.hold.prepare(method === "end");
+    } catch (err) {
+      this.drop(err);
+      return held;
+    }
+    this.streamed = method !== "end";
+    if (!isPromiseLike(result)) {
+      this.cookies = result;
+      addCookies(this.res, result);
+      this.phase = "released";
+      return this.call(method, args);
+    }
+    this.phase = "holding";
+    // To the application the headers left with the first held call: an error handler that
+    // checks must not start a second response, which the replay would splice into the first.
+    // (Defined only here: defineProperty is a slow path, and sync stores never hold.)
+    const proto = Object.getPrototypeOf(this.res) as object;
+    Object.defineProperty(this.res, "headersSent", {
+      configurable: true,
+      get: () => this.phase === "holding" || (Reflect.get(proto, "headersSent", this.res) as boolean),
+    });
+    // settle only throws when the headers were sent behind our back (setHeader refuses).
+    Promise.resolve(result)
+      .then((cookies) => this.settle(cookies))
+      .catch((err: unknown) => this.drop(err));
+    return this.enqueue(method, args, held);
+  }
+
+  /** `end` after the headers left: let `finish` save late changes before the response completes. */
+  private finishThenEnd(args: unknown[]): unknown {
+    this.streamed = false;
+    const pending = this.hold.finish();
+    if (!isPromiseLike(pending)) return this.call("end", args);
+    this.phase = "holding";
+    const release = () => this.release();
+    pending.then(release, release);
+    return this.enqueue("end", args, this.res);
+  }
+
+  private enqueue(method: Method, args: unknown[], held: unknown): unknown {
+    this.queue.push([method, args]);
+    if (method === "write") this.owesDrain = true;
+    return held;
+  }
+
+  private settle(cookies: string[]): void {
+    this.cookies = cookies;
+    addCookies(this.res, cookies);
+    this.release();
   }
 
   /** Replays the queue through `intercept`, so a queued `end` after writes still runs `finish`. */
-  function release(): void {
-    phase = "released";
-    const calls = queue;
-    queue = [];
+  private release(): void {
+    this.phase = "released";
+    const calls = this.queue;
+    this.queue = [];
     let lastWrite = true;
     let ended = false;
     try {
       for (const [method, args] of calls) {
-        const result = intercept(method, args, undefined);
+        const result = this.intercept(method, args, undefined);
         if (method === "write") lastWrite = result as boolean;
         if (method === "end") ended = true;
       }
     } catch (err) {
       // A replayed call threw (a bad status code, say): the handler is gone, so report it.
-      drop(err);
+      this.drop(err);
       return;
     }
     // A writer we paused waits for 'drain'. Node emits it itself when the last write
     // really filled the socket; otherwise nobody would, so we do.
-    if (owesDrain && lastWrite && !ended) res.emit("drain");
-    owesDrain = false;
+    if (this.owesDrain && lastWrite && !ended) this.res.emit("drain");
+    this.owesDrain = false;
   }
 
-  function settle(result: string[]): void {
-    cookies = result;
-    addCookies(res, result);
-    release();
-  }
-
-  function drop(err: unknown): void {
-    queue = [];
-    owesDrain = false;
-    streamed = false;
-    phase = "failed";
+  private drop(err: unknown): void {
+    this.queue = [];
+    this.owesDrain = false;
+    this.streamed = false;
+    this.phase = "failed";
     // The dropped body's length would corrupt the error response written in its place.
-    if (!res.headersSent) res.removeHeader("Content-Length");
+    if (!this.res.headersSent) this.res.removeHeader("Content-Length");
     setImmediate(() => {
-      phase = "released";
-      hold.fail(err);
+      this.phase = "released";
+      this.hold.fail(err);
     });
   }
+}
 
-  /** The first call that would write the headers: run `prepare`, hold the output while it is pending. */
-  function start(method: Method, args: unknown[], held: unknown): unknown {
-    let result: string[] | PromiseLike<string[]>;
-    try {
-      result = hold.prepare(method === "end");
-    } catch (err) {
-      drop(err);
-      return held;
-    }
-    streamed = method !== "end";
-    if (!isPromiseLike(result)) {
-      cookies = result;
-      addCookies(res, result);
-      phase = "released";
-      return call(method, args);
-    }
-    phase = "holding";
-    // To the application the headers left with the first held call: an error handler that
-    // checks must not start a second response, which the replay would splice into the first.
-    // (Defined only here: defineProperty is a slow path, and sync stores never hold.)
-    const proto = Object.getPrototypeOf(res) as object;
-    Object.defineProperty(res, "headersSent", {
+/**
+ * Installs the four wrappers once per process, on ServerResponse.prototype, where every
+ * response finds them; a response that is not held passes straight through. (Replacing the
+ * methods on each response instead makes V8 give up on the response object's fast shape:
+ * measured with callgrind, that cost more per request than the rest of the session handling.)
+ */
+function install(): Shared {
+  const proto = ServerResponse.prototype as unknown as Record<Method, Fn> & { [SHARED]?: Shared };
+  const existing = proto[SHARED];
+  if (existing !== undefined) return existing;
+  const shared: Shared = { holds: new WeakMap(), original: {} as Record<Method, Fn> };
+  Object.defineProperty(proto, SHARED, { value: shared });
+  for (const method of ["writeHead", "write", "end", "flushHeaders"] as const) {
+    const node = proto[method];
+    shared.original[method] = node;
+    const held: unknown = method === "write" ? false : method === "flushHeaders" ? undefined : null;
+    Object.defineProperty(proto, method, {
       configurable: true,
-      get: () => phase === "holding" || (Reflect.get(proto, "headersSent", res) as boolean),
+      writable: true,
+      value: {
+        [method](this: ServerResponse, ...args: unknown[]): unknown {
+          const state = shared.holds.get(this);
+          if (state === undefined) return node.apply(this, args);
+          return state.intercept(method, args, held === null ? this : held);
+        },
+      }[method],
     });
-    // settle only throws when the headers were sent behind our back (setHeader refuses).
-    Promise.resolve(result).then(settle).catch(drop);
-    return enqueue(method, args, held);
   }
-
-  /** `end` after the headers left: let `finish` save late changes before the response completes. */
-  function finishThenEnd(args: unknown[]): unknown {
-    streamed = false;
-    const pending = hold.finish();
-    if (!isPromiseLike(pending)) return call("end", args);
-    phase = "holding";
-    pending.then(release, release);
-    return enqueue("end", args, res);
-  }
-
-  function enqueue(method: Method, args: unknown[], held: unknown): unknown {
-    queue.push([method, args]);
-    if (method === "write") owesDrain = true;
-    return held;
-  }
-
-  function intercept(method: Method, args: unknown[], held: unknown): unknown {
-    if (phase === "released") {
-      return method === "end" && streamed && !res.writableEnded ? finishThenEnd(args) : call(method, args);
-    }
-    if (phase === "holding") return enqueue(method, args, held);
-    if (phase === "failed") return held;
-    return start(method, args, held);
-  }
-
-  res.writeHead = function writeHead(...args: unknown[]) {
-    // While held, code that reads res.statusCode (loggers, the handler itself) sees the status.
-    if (phase !== "released") res.statusCode = args[0] as number;
-    return intercept("writeHead", args, res);
-  } as typeof res.writeHead;
-  res.write = function write(...args: unknown[]) {
-    return intercept("write", args, false);
-  } as typeof res.write;
-  res.end = function end(...args: unknown[]) {
-    return intercept("end", args, res);
-  } as typeof res.end;
-  res.flushHeaders = function flushHeaders() {
-    intercept("flushHeaders", [], undefined);
-  };
+  return shared;
 }
 
 /** Appends `cookies` to the `Set-Cookie` header already on `res` (from `res.cookie()` and the like). */
