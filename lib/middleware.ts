@@ -255,81 +255,70 @@ interface RequestHandle {
 
 /**
  * Gives `req` the `session` accessor and `loadSession()`: defined once per process on
- * IncomingMessage.prototype, reading each request's state from a shared WeakMap. (Defining
- * them on each request instead costs V8 a slow path, more than the rest of an untouched
- * request's session handling, measured with callgrind.) A request that did not pass through
- * `sessions()` reads `undefined`, and may assign the property as before. The map lives on the
- * prototype under a registered symbol, so several copies of this package share it. A request
- * whose own class defines `session` first gets the properties on itself.
+ * IncomingMessage.prototype, reading each request's state from a symbol-keyed property.
+ * (Defining the accessor on each request instead costs V8 a slow path, more than the rest of
+ * an untouched request's session handling, measured with callgrind; a WeakMap from request
+ * to state doubled the garbage collector's time, since each entry's value holds its key.)
+ * A request that did not pass through `sessions()` reads `undefined`, and may assign the
+ * property as before. The symbol is registered, so several copies of this package share the
+ * accessor. A request whose own class defines `session` first gets the properties on itself.
  */
-const SHARED = Symbol.for("sessionbox.request-sessions");
-interface Shared {
-  requests: WeakMap<IncomingMessage, RequestHandle>;
-  /** The getter of the shared `session` accessor (`undefined` if something else had defined `session` there). */
-  getter: unknown;
-}
-const shared: Shared = installRequestProperties();
-
-function installRequestProperties(): Shared {
-  const base = IncomingMessage.prototype as IncomingMessage & { [SHARED]?: Shared };
-  const existing = base[SHARED];
-  if (existing !== undefined) return existing;
-  const requests = new WeakMap<IncomingMessage, RequestHandle>();
-  let getter: unknown;
-  if (!Object.prototype.hasOwnProperty.call(base, "session")) {
-    const property = sessionProperty(requests);
-    Object.defineProperty(base, "session", property);
-    Object.defineProperty(base, "loadSession", loadSessionProperty(requests));
-    getter = property.get;
-  }
-  const created: Shared = { requests, getter };
-  Object.defineProperty(base, SHARED, { value: created });
-  return created;
-}
+const STATE = Symbol.for("sessionbox.request-session");
+/** Marks IncomingMessage.prototype's accessor as one of ours (from any copy). */
+const OURS = Symbol.for("sessionbox.request-session-accessor");
+type WithState = IncomingMessage & { [STATE]?: RequestHandle };
 
 /** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
-function sessionProperty(shared: WeakMap<IncomingMessage, RequestHandle>): PropertyDescriptor {
-  return {
-    configurable: true,
-    enumerable: true,
-    get(this: IncomingMessage): Session | undefined {
-      return shared.get(this)?.read();
-    },
-    set(this: IncomingMessage, value: unknown): void {
-      const request = shared.get(this);
-      if (request !== undefined) request.replace(value);
-      else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
-    },
-  };
-}
+const sessionProperty = {
+  configurable: true,
+  enumerable: true,
+  get(this: WithState): Session | undefined {
+    return this[STATE]?.read();
+  },
+  set(this: WithState, value: unknown): void {
+    const request = this[STATE];
+    if (request !== undefined) request.replace(value);
+    else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
+  },
+};
 
-function loadSessionProperty(shared: WeakMap<IncomingMessage, RequestHandle>): PropertyDescriptor {
-  return {
-    configurable: true,
-    writable: true,
-    value: function loadSession(this: IncomingMessage): Promise<Session> {
-      const request = shared.get(this);
-      if (request !== undefined) return request.loadAsync();
-      return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
-    },
-  };
+const loadSessionProperty = {
+  configurable: true,
+  writable: true,
+  value: function loadSession(this: WithState): Promise<Session> {
+    const request = this[STATE];
+    if (request !== undefined) return request.loadAsync();
+    return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
+  },
+};
+
+/** The getter of the accessor all copies share: ours, or one another copy defined first. */
+const sharedGetter: unknown = installRequestProperties();
+
+function installRequestProperties(): unknown {
+  const base = IncomingMessage.prototype;
+  const existing = Object.getOwnPropertyDescriptor(base, "session");
+  if (existing !== undefined) return Reflect.get(base, OURS) === true ? existing.get : undefined;
+  Object.defineProperty(base, "session", sessionProperty);
+  Object.defineProperty(base, "loadSession", loadSessionProperty);
+  Object.defineProperty(base, OURS, { value: true });
+  return sessionProperty.get;
 }
 
 /** Request prototypes whose requests reach the shared accessor through their prototype chain. */
 const prepared = new WeakSet<object>();
 
-/** Registers the request's state; defines the properties on the request only when its class hides the shared ones. */
-function attach(req: IncomingMessage, request: RequestHandle): void {
-  shared.requests.set(req, request);
+/** Stores the request's state; defines the properties on the request only when its class hides the shared ones. */
+function attach(req: WithState, request: RequestHandle): void {
   const proto = Object.getPrototypeOf(req) as object;
-  if (prepared.has(proto)) return;
-  if (shared.getter !== undefined && definer(proto) === shared.getter) {
-    prepared.add(proto);
-    return;
+  if (!prepared.has(proto)) {
+    if (sharedGetter !== undefined && definer(proto) === sharedGetter) prepared.add(proto);
+    else {
+      Object.defineProperty(req, "session", sessionProperty);
+      Object.defineProperty(req, "loadSession", loadSessionProperty);
+    }
   }
-  const own = new WeakMap([[req, request]]);
-  Object.defineProperty(req, "session", sessionProperty(own));
-  Object.defineProperty(req, "loadSession", loadSessionProperty(own));
+  req[STATE] = request; // a plain store: symbol keys stay out of Object.keys and JSON
 }
 
 /** The getter of the first `session` property along the prototype chain from `proto`. */
