@@ -1,0 +1,425 @@
+// `npm run bench`: throughput and p99 latency of every implementation on three routes,
+// then the correctness checks (correctness.mjs) and the micro-benchmarks (micro.mjs).
+//
+// Each implementation runs in its own process (bench/server.mjs); autocannon drives it from
+// this process over 127.0.0.1. Runs are interleaved: run k of every implementation before
+// run k+1, and within a run all implementations on one route back to back (starting at a
+// different implementation each run), so the rows compared with each other are measured
+// close together in time and a slow patch of the machine hits every row alike. The table
+// shows medians.
+//
+// Environment:
+//   BENCH_DURATION  seconds per measured run (default 5)
+//   BENCH_RUNS      measured runs per implementation and route (default 3; medians reported)
+//   BENCH_WARMUP    seconds of warm-up before the first measured run of each implementation
+//                   and route (default 2); the servers stay up, so later runs start warm
+//   BENCH_REWARM    seconds of warm-up before each later run (default 0)
+//   BENCH_CONNECTIONS  concurrent connections (default 50)
+//   BENCH_QUICK=1   development mode: 1 run of 1 s, short warm-up, smaller checks
+//   BENCH_SESSIONS  distinct sessions the load rotates through (default 1: every request
+//                   carries the same cookie). More sessions than a store's caches hold shows
+//                   what many concurrent visitors cost rather than one returning visitor.
+//   BENCH_ONLY      comma-separated implementations to measure (baselines always included)
+//   BENCH_SKIP      comma-separated parts to skip: http, correctness, micro
+//   BENCH_DIST      absolute path of another build's cjs folder to measure instead of dist/cjs
+//                   (copy dist/cjs aside before a change to compare before/after)
+// Related tools, not run by npm run bench: bench/profile.mjs (CPU profiles under load) and
+// bench/instructions.mjs (instructions per request under valgrind: stable on a busy machine).
+import autocannon from "autocannon";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import {
+  BENCH_DIR,
+  fmtInt,
+  get,
+  hasRedisStore,
+  installCleanup,
+  killChildren,
+  machineInfo,
+  median,
+  setupSession,
+  startRedis,
+  startServer,
+} from "./common.mjs";
+import { correctnessMarkdown } from "./correctness.mjs";
+import { microMarkdown } from "./micro.mjs";
+
+const env = process.env;
+const QUICK = env.BENCH_QUICK === "1";
+const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 1 : 5));
+const RUNS = Number(env.BENCH_RUNS ?? (QUICK ? 1 : 3));
+const WARMUP = Number(env.BENCH_WARMUP ?? (QUICK ? 0.5 : 2));
+const REWARM = Number(env.BENCH_REWARM ?? 0);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+const SESSIONS = Number(env.BENCH_SESSIONS ?? 1);
+const SKIP = new Set((env.BENCH_SKIP ?? "").split(",").filter(Boolean));
+const ROUTES = ["untouched", "read", "write"];
+
+/** Every implementation, in table order, with the incumbent it is compared with. */
+const IMPLS = [
+  { name: "express", kind: "baseline" },
+  { name: "floor", kind: "baseline" },
+  { name: "sessionbox-cookie", incumbent: "cookie-session" },
+  { name: "sessionbox-cookie-signed", incumbent: "cookie-session" },
+  { name: "sessionbox-memory", incumbent: "express-session" },
+  { name: "sessionbox-redis", incumbent: "express-session+connect-redis", redis: true, needsRedisStore: true },
+  { name: "sessionbox-redis-lazy", incumbent: "express-session+connect-redis", redis: true, needsRedisStore: true },
+  { name: "cookie-session", kind: "incumbent" },
+  { name: "express-session", kind: "incumbent" },
+  { name: "express-session+connect-redis", kind: "incumbent", redis: true },
+];
+
+/** Issue 4's targets: `impl` on `route` must reach `min` × `vs` in req/s. */
+const TARGETS = [
+  { impl: "sessionbox-cookie", route: "untouched", vs: "floor", min: 0.97 },
+  { impl: "sessionbox-cookie-signed", route: "untouched", vs: "floor", min: 0.97 },
+  { impl: "sessionbox-memory", route: "untouched", vs: "floor", min: 0.97 },
+  { impl: "sessionbox-redis-lazy", route: "untouched", vs: "floor", min: 0.97 },
+  { impl: "sessionbox-cookie", route: "read", vs: "floor", min: 0.9 },
+  { impl: "sessionbox-cookie-signed", route: "read", vs: "floor", min: 0.9 },
+  { impl: "sessionbox-cookie", route: "write", vs: "floor", min: 0.85 },
+  { impl: "sessionbox-cookie-signed", route: "write", vs: "floor", min: 0.85 },
+  { impl: "sessionbox-redis", route: "read", vs: "express-session+connect-redis", min: 1.3 },
+  { impl: "sessionbox-redis", route: "write", vs: "express-session+connect-redis", min: 1.3 },
+];
+
+function only() {
+  if (!env.BENCH_ONLY) return IMPLS;
+  const wanted = new Set(env.BENCH_ONLY.split(",").map((s) => s.trim()));
+  return IMPLS.filter((impl) => impl.kind === "baseline" || wanted.has(impl.name) || IMPLS.some((i) => wanted.has(i.name) && i.incumbent === impl.name));
+}
+
+function log(line = "") {
+  console.log(line);
+}
+
+/** redis-server's own CPU time so far (µs), from INFO cpu: the Redis rows' cost includes it. */
+async function redisCpu(client) {
+  const info = await client.info("cpu");
+  const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0);
+  return (field("used_cpu_user") + field("used_cpu_sys")) * 1e6;
+}
+
+/** `cookie` is one Cookie header, or a list of them (BENCH_SESSIONS > 1) that the requests take in turn. */
+async function measure(server, route, cookie, seconds, redisClient) {
+  const port = server.port;
+  const redisBefore = redisClient ? await redisCpu(redisClient) : 0;
+  const before = await server.cpu();
+  const options = { url: `http://127.0.0.1:${port}/${route}`, connections: CONNECTIONS, duration: seconds };
+  if (Array.isArray(cookie)) {
+    let next = 0;
+    options.requests = [{ method: "GET", path: `/${route}`, setupRequest: (req) => ({ ...req, headers: { ...req.headers, cookie: cookie[next++ % cookie.length] } }) }];
+  } else options.headers = { cookie };
+  const result = await autocannon(options);
+  const after = await server.cpu();
+  const redisAfter = redisClient ? await redisCpu(redisClient) : 0;
+  const cpuMicros = after.user + after.system - before.user - before.system;
+  return {
+    rps: result.requests.average,
+    cpuPerReq: result.requests.total > 0 ? cpuMicros / result.requests.total : undefined,
+    redisCpuPerReq: redisClient && result.requests.total > 0 ? (redisAfter - redisBefore) / result.requests.total : undefined,
+    p99: result.latency.p99,
+    p50: result.latency.p50,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+}
+
+/** `n` sessions, created 10 at a time; their Cookie headers. */
+async function setupSessions(port, n) {
+  const cookies = [];
+  for (let i = 0; i < n; i += 10) cookies.push(...(await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => setupSession(port)))));
+  return cookies;
+}
+
+/** One request per route before measuring: the rows must measure what their names say. */
+async function verify(server, cookie, sessionless) {
+  const notes = [];
+  const read = await get(server.port, "/read", cookie);
+  if (read.status !== 200 || read.body !== "user bench-user") throw new Error(`${server.impl}: GET /read answered ${read.status} ${JSON.stringify(read.body)}, expected "user bench-user"`);
+  const untouched = await get(server.port, "/untouched", cookie);
+  if (untouched.status !== 200) throw new Error(`${server.impl}: GET /untouched answered ${untouched.status}`);
+  if (untouched.headers["set-cookie"]) notes.push("sets a cookie on the untouched route");
+  const write = await get(server.port, "/write", cookie);
+  if (write.status !== 200 || !(Number(write.body) >= 1)) throw new Error(`${server.impl}: GET /write answered ${write.status} ${JSON.stringify(write.body)}`);
+  if (!sessionless && !write.headers["set-cookie"] && !server.impl.startsWith("express-session")) notes.push("no Set-Cookie on the write route");
+  const reread = await get(server.port, "/read", cookie);
+  if (reread.headers["set-cookie"]) notes.push("re-issues its cookie on the read route (Set-Cookie on every request that reads the session)");
+  return notes;
+}
+
+async function runHttp(redis, redisStoreBuilt) {
+  const impls = only().filter((impl) => {
+    if (impl.redis && !redis) return false;
+    if (impl.needsRedisStore && !redisStoreBuilt) return false;
+    return true;
+  });
+  const skipped = only().filter((impl) => !impls.includes(impl)).map((impl) => impl.name);
+  const estimate = impls.length * ROUTES.length * (WARMUP + DURATION + (RUNS - 1) * (REWARM + DURATION));
+  log(`HTTP: ${impls.length} implementations × ${ROUTES.length} routes × ${RUNS} runs of ${DURATION} s, ${CONNECTIONS} connections (≈ ${Math.ceil(estimate / 60)} min)`);
+
+  let redisClient;
+  if (redis && impls.some((impl) => impl.redis)) {
+    const { createClient } = createRequire(import.meta.url)("redis");
+    redisClient = createClient({ url: redis.url });
+    await redisClient.connect();
+  }
+  const servers = new Map();
+  for (const impl of impls) {
+    const server = await startServer(impl.name, { env: redis ? { REDIS_URL: redis.url } : {} });
+    const cookie = await setupSession(server.port);
+    const notes = await verify(server, cookie, impl.kind === "baseline");
+    servers.set(impl.name, { ...server, cookie, notes });
+    log(`  started ${impl.name} on 127.0.0.1:${server.port}${notes.length ? ` (note: ${notes.join("; ")})` : ""}`);
+  }
+
+  const runs = {};
+  for (const impl of impls) runs[impl.name] = Object.fromEntries(ROUTES.map((route) => [route, []]));
+  for (let k = 0; k < RUNS; k++) {
+    // Start each run at a different implementation, so no row is always first or last.
+    const order = impls.map((_, i) => impls[(i + k * 3) % impls.length]);
+    for (const route of ROUTES) {
+      for (const impl of order) {
+        const server = servers.get(impl.name);
+        const warm = k === 0 ? WARMUP : REWARM;
+        const rc = impl.redis ? redisClient : undefined;
+        // A fresh session for every run: the client never stores the cookies the server re-issues
+        // (a browser would), so an old one would make CookieStore re-seal on every read once its
+        // touchAfter (60 s) has passed, which is not what a browser's requests cost.
+        const cookie = SESSIONS > 1 ? await setupSessions(server.port, SESSIONS) : await setupSession(server.port);
+        if (warm > 0) await measure(server, route, cookie, warm, rc);
+        const m = await measure(server, route, cookie, DURATION, rc);
+        runs[impl.name][route].push(m);
+        const bad = m.non2xx + m.errors + m.timeouts;
+        log(
+          `  [run ${k + 1}/${RUNS}] ${impl.name.padEnd(30)} ${route.padEnd(9)} ${fmtInt(m.rps).padStart(7)} req/s  p99 ${String(m.p99).padStart(4)} ms  ${m.cpuPerReq.toFixed(0).padStart(4)} µs CPU/req${m.redisCpuPerReq === undefined ? "" : ` + ${m.redisCpuPerReq.toFixed(0)} in redis-server`}${bad ? `  !! ${m.non2xx} non-2xx, ${m.errors} errors, ${m.timeouts} timeouts` : ""}`,
+        );
+      }
+    }
+  }
+  for (const server of servers.values()) await server.stop();
+  await redisClient?.close();
+
+  const rows = {};
+  for (const impl of impls) {
+    rows[impl.name] = {};
+    for (const route of ROUTES) {
+      const list = runs[impl.name][route];
+      const rps = list.map((m) => m.rps);
+      rows[impl.name][route] = {
+        rps: median(rps),
+        p99: median(list.map((m) => m.p99)),
+        cpuPerReq: median(list.map((m) => m.cpuPerReq)),
+        redisCpuPerReq: impl.redis ? median(list.map((m) => m.redisCpuPerReq)) : undefined,
+        spread: rps.length > 1 ? (Math.max(...rps) - Math.min(...rps)) / median(rps) : 0,
+        failures: list.reduce((sum, m) => sum + m.non2xx + m.errors + m.timeouts, 0),
+        runs: list,
+      };
+    }
+  }
+  const notes = Object.fromEntries([...servers.values()].filter((s) => s.notes.length).map((s) => [s.impl, s.notes]));
+  return { impls, rows, skipped, notes };
+}
+
+function ratio(a, b) {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+function fmtRatio(r) {
+  return r === undefined ? "—" : `${r.toFixed(2)}×`;
+}
+
+/** One compact table for the README: req/s per route, with the ratio to the floor and to the incumbent. */
+function summaryMarkdown(http) {
+  const out = [
+    "| implementation | untouched req/s | read req/s | write req/s |",
+    "|---|---:|---:|---:|",
+  ];
+  for (const impl of http.impls) {
+    const cells = ROUTES.map((route) => {
+      const row = http.rows[impl.name][route];
+      const floor = http.rows.floor?.[route];
+      const inc = impl.incumbent ? http.rows[impl.incumbent]?.[route] : undefined;
+      const parts = [];
+      if (impl.name !== "floor") parts.push(`${fmtRatio(ratio(row.rps, floor?.rps))} floor`);
+      if (inc) parts.push(`${fmtRatio(ratio(row.rps, inc.rps))} ${impl.incumbent}`);
+      return `${fmtInt(row.rps)}${parts.length ? ` (${parts.join(", ")})` : ""}`;
+    });
+    out.push(`| ${impl.name} | ${cells.join(" | ")} |`);
+  }
+  return out.join("\n");
+}
+
+function httpMarkdown(http) {
+  const out = ["### Summary", "", summaryMarkdown(http), ""];
+  for (const route of ROUTES) {
+    out.push(`### \`${route}\``, "");
+    out.push("| implementation | req/s | × express | × floor | × incumbent | spread | p99 ms | × express | × floor | × incumbent | server CPU µs/req | floor CPU ÷ this | + redis-server CPU µs/req |");
+    out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (const impl of http.impls) {
+      const row = http.rows[impl.name][route];
+      const base = http.rows.express?.[route];
+      const floor = http.rows.floor?.[route];
+      const inc = impl.incumbent ? http.rows[impl.incumbent]?.[route] : undefined;
+      const name = impl.kind === "baseline" || impl.kind === "incumbent" ? impl.name : `**${impl.name}**`;
+      out.push(
+        `| ${name}${row.failures ? " (!)" : ""} | ${fmtInt(row.rps)} | ${fmtRatio(ratio(row.rps, base?.rps))} | ${fmtRatio(ratio(row.rps, floor?.rps))} | ${fmtRatio(ratio(row.rps, inc?.rps))} | ${(row.spread * 100).toFixed(0)}% | ${row.p99} | ${fmtRatio(ratio(row.p99, base?.p99))} | ${fmtRatio(ratio(row.p99, floor?.p99))} | ${fmtRatio(ratio(row.p99, inc?.p99))} | ${row.cpuPerReq.toFixed(0)} | ${fmtRatio(ratio(floor?.cpuPerReq, row.cpuPerReq))} | ${row.redisCpuPerReq === undefined ? "" : row.redisCpuPerReq.toFixed(0)} |`,
+      );
+    }
+    out.push("");
+  }
+  out.push(
+    "req/s: median of the runs' mean throughput; spread: (max − min) / median of the runs; p99: median of the runs' 99th-percentile latency. " +
+      "Ratios above 1 are better for req/s and worse for p99. " +
+      "Server CPU µs/req: CPU time (user + system) the server process used per completed request, median of the runs; other load on the machine disturbs it far less than req/s, " +
+      "and floor CPU ÷ this is the throughput ratio to the floor that a server with a core to itself would see; redis-server CPU µs/req is what the private redis-server spent per request (INFO cpu). Incumbents: CookieStore → cookie-session, MemoryStore → express-session (MemoryStore), RedisStore → express-session + connect-redis. " +
+      "(!) marks rows where some responses were not 2xx or failed.",
+    "",
+  );
+  if (http.skipped.length) out.push(`Skipped (see the notice printed by the run): ${http.skipped.join(", ")}.`, "");
+  for (const [impl, notes] of Object.entries(http.notes)) out.push(`Note: ${impl} ${notes.join("; ")}.`, "");
+  return out.join("\n");
+}
+
+function checkTargets(http) {
+  return TARGETS.map((t) => {
+    const have = http.rows[t.impl]?.[t.route]?.rps;
+    const against = http.rows[t.vs]?.[t.route]?.rps;
+    const r = ratio(have, against);
+    // Redis rows: the server's CPU plus redis-server's, both are spent on each request.
+    const cpuOf = (row) => (row === undefined ? undefined : row.cpuPerReq + (row.redisCpuPerReq ?? 0));
+    const byCpu = ratio(cpuOf(http.rows[t.vs]?.[t.route]), cpuOf(http.rows[t.impl]?.[t.route]));
+    return { ...t, ratio: r, byCpu, met: r === undefined ? null : r >= t.min };
+  });
+}
+
+function targetsMarkdown(targets) {
+  const out = ["| target | measured (req/s ratio) | result | same ratio from server CPU/req |", "|---|---:|---|---:|"];
+  for (const t of targets) {
+    const result = t.met === null ? "not measured" : t.met ? "met" : "**missed**";
+    const cpu = t.byCpu === undefined ? "—" : `${t.byCpu.toFixed(3)}× (${t.byCpu >= t.min ? "holds" : "does not hold"})`;
+    out.push(`| ${t.impl} \`${t.route}\` ≥ ${t.min.toFixed(2)} × ${t.vs} | ${t.ratio === undefined ? "—" : `${t.ratio.toFixed(3)}×`} | ${result} | ${cpu} |`);
+  }
+  out.push("", "The verdict is on req/s medians, as issue 4 defines the targets; the CPU column (server CPU per request, plus redis-server CPU for the Redis rows) is the cross-check that other load on the machine cannot move much.");
+  return out.join("\n");
+}
+
+/** Runs another bench script in its own process (a clean heap for the memory check) and reads its JSON. */
+function runChild(script, extraEnv, args = []) {
+  const out = join(BENCH_DIR, "results", `.${script.replace(/\.mjs$/, "")}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...args, join(BENCH_DIR, script)], {
+      stdio: "inherit",
+      env: { ...process.env, ...extraEnv, BENCH_OUT: out },
+    });
+    child.once("exit", async (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited with code ${code}`));
+      const { readFileSync } = await import("node:fs");
+      resolve(JSON.parse(readFileSync(out, "utf8")));
+    });
+  });
+}
+
+/** Which code was measured: the commit, and whether lib/ had uncommitted changes. */
+function revision() {
+  try {
+    const git = (...args) => execFileSync("git", args, { cwd: join(BENCH_DIR, ".."), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const dirty = git("status", "--porcelain", "--", "lib") !== "";
+    return `${git("rev-parse", "--short", "HEAD")}${dirty ? " with uncommitted changes in lib/" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
+function commandLine() {
+  const vars = Object.keys(env)
+    .filter((k) => k.startsWith("BENCH_") && k !== "BENCH_OUT")
+    .map((k) => `${k}=${env[k]} `)
+    .join("");
+  return `${vars}npm run bench`;
+}
+
+async function main() {
+  installCleanup();
+  mkdirSync(join(BENCH_DIR, "results"), { recursive: true });
+  const started = Date.now();
+  const machine = machineInfo();
+  log(`sessionbox benchmark — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, load average ${machine.loadAverage.join(" ")}`);
+  const redisStoreBuilt = await hasRedisStore();
+  if (!redisStoreBuilt) {
+    log("\n!! dist/cjs does not export RedisStore yet: the sessionbox-redis rows are SKIPPED (build again once lib/redis-store.ts exists)\n");
+  }
+  const redis = await startRedis();
+  if (redis) log(`redis-server on ${redis.url} (private, nothing on disk)`);
+
+  const report = { machine, revision: revision(), dist: process.env.BENCH_DIST ?? "dist/cjs", command: commandLine(), settings: { DURATION, RUNS, WARMUP, REWARM, CONNECTIONS, SESSIONS, QUICK } };
+
+  if (!SKIP.has("http")) {
+    report.http = await runHttp(redis, redisStoreBuilt);
+    report.targets = checkTargets(report.http);
+  }
+  // A part that fails is reported in the results; the parts that worked are still written.
+  report.failures = [];
+  if (!SKIP.has("correctness")) {
+    log("\nCorrectness under load (bench/correctness.mjs)");
+    try {
+      report.correctness = await runChild("correctness.mjs", redis ? { REDIS_URL: redis.url, BENCH_REDIS_STORE: redisStoreBuilt ? "1" : "0" } : {}, ["--expose-gc"]);
+    } catch (err) {
+      report.failures.push(`correctness: ${err.message}`);
+    }
+  }
+  if (!SKIP.has("micro")) {
+    log("\nMicro-benchmarks (bench/micro.mjs)");
+    try {
+      report.micro = await runChild("micro.mjs", {});
+    } catch (err) {
+      report.failures.push(`micro: ${err.message}`);
+    }
+  }
+  redis?.stop();
+  killChildren();
+  report.elapsedSeconds = Math.round((Date.now() - started) / 1000);
+
+  const md = [
+    "## Benchmark results",
+    "",
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}; load average at start ${machine.loadAverage.join(" ")}.`,
+    process.env.BENCH_DIST
+      ? `Code: the build in ${process.env.BENCH_DIST} (BENCH_DIST; the checkout was at ${report.revision}, which need not be that build's code).`
+      : `Code: ${report.revision}.`,
+    `Date: ${machine.date}. Command: \`${report.command}\` (${RUNS} interleaved run(s) of ${DURATION} s per implementation and route, ${CONNECTIONS} connections, ${SESSIONS === 1 ? "one session cookie sent with every request" : `${SESSIONS} distinct sessions taken in turn`}, warm-up ${WARMUP} s; took ${Math.round(report.elapsedSeconds / 60)} min).`,
+    "Every server runs in its own process; autocannon drives it over 127.0.0.1 from the parent process, on the same machine.",
+    "",
+  ];
+  if (report.http) {
+    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets), "");
+  }
+  if (report.correctness) md.push(correctnessMarkdown(report.correctness), "");
+  for (const failure of report.failures) md.push(`**Failed:** ${failure} (see the output above).`, "");
+  if (report.micro) md.push(microMarkdown(report.micro), "");
+  const markdown = md.join("\n");
+  writeFileSync(join(BENCH_DIR, "results", "latest.md"), markdown);
+  writeFileSync(join(BENCH_DIR, "results", "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+
+  log(`\n${markdown}`);
+  if (report.targets) {
+    const missed = report.targets.filter((t) => t.met === false);
+    const unmeasured = report.targets.filter((t) => t.met === null);
+    log(`Targets: ${report.targets.length - missed.length - unmeasured.length} met, ${missed.length} missed, ${unmeasured.length} not measured.`);
+  }
+  log(`Wrote bench/results/latest.md and bench/results/latest.json (${report.elapsedSeconds} s).`);
+  if (report.failures.length) {
+    console.error(`\n${report.failures.length} part(s) failed:\n  ${report.failures.join("\n  ")}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  killChildren();
+  process.exit(1);
+});

@@ -1,0 +1,190 @@
+// One benchmark server: `node bench/server.mjs IMPL PORT` (PORT 0 picks a free port).
+//
+// Every implementation serves the same routes with the same handlers, so the only thing
+// that differs between rows of the table is the session middleware:
+//
+//   GET /setup       writes the benchmark session (the client keeps its Set-Cookie)
+//   GET /untouched   never reads the session (the cookie is still sent)
+//   GET /read        reads one value
+//   GET /write       increments a counter
+//   GET /lost/:key   correctness.mjs: waits ?delay ms after loading, then sets one key
+//   GET /dump        correctness.mjs: the session's data as JSON
+//
+// It reports readiness to the parent over IPC ({ ready: true, port }) when forked, and
+// prints `READY <port>` on stdout otherwise. SIGINT/SIGTERM/IPC disconnect end it with
+// process.exit(), so that `node --cpu-prof` writes its profile.
+import { createRequire } from "node:module";
+import http from "node:http";
+import { pathToFileURL } from "node:url";
+import { DIST } from "./common.mjs";
+
+const require = createRequire(import.meta.url);
+const express = require("express");
+
+const SECRET = "bench-secret-bench-secret-bench-secret-0123456789";
+const IMPL = process.argv[2];
+const PORT = Number(process.argv[3] ?? 0);
+export { SESSION_DATA };
+const REDIS_URL = process.env.REDIS_URL;
+/** What /setup stores: small and typical (a user id, a name, roles, a counter). */
+const SESSION_DATA = { user: "bench-user", name: "Ada Lovelace", roles: ["reader", "writer"], count: 0 };
+/** Bare Express and the floor get a cookie of comparable size, so request sizes match. */
+const DUMMY_COOKIE = "x".repeat(180);
+
+const closers = [];
+
+/** Per implementation: the middleware to mount and how a handler gets at the session. */
+async function makeImpl(name) {
+  switch (name) {
+    case "express":
+      return { mount: [], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
+    case "floor":
+      return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
+    case "sessionbox-cookie":
+    case "sessionbox-cookie-signed": {
+      const { sessions, CookieStore } = require(DIST);
+      const store = new CookieStore({ secret: SECRET, encrypt: name === "sessionbox-cookie" });
+      return { mount: [sessions(store)], session: sync };
+    }
+    case "sessionbox-memory": {
+      const { sessions, MemoryStore } = require(DIST);
+      return { mount: [sessions(new MemoryStore({ secret: SECRET }))], session: sync };
+    }
+    case "sessionbox-redis":
+    case "sessionbox-redis-lazy": {
+      const { sessions, RedisStore } = require(DIST);
+      if (typeof RedisStore !== "function") throw new Error("RedisStore is not exported by dist/cjs yet (run npm run build once lib/redis-store.ts exists)");
+      const client = await redisClient();
+      const store = new RedisStore({ client, secret: SECRET, prefix: `bench:${name}:` });
+      const lazy = name.endsWith("-lazy");
+      return { mount: [sessions(store, lazy ? { preload: false } : undefined)], session: lazy ? lazyLoad : sync };
+    }
+    case "cookie-session": {
+      const cookieSession = require("cookie-session");
+      return { mount: [cookieSession({ name: "session", keys: [SECRET], maxAge: 86_400_000 })], session: sync };
+    }
+    case "express-session": {
+      const session = require("express-session");
+      return { mount: [session({ secret: SECRET, resave: false, saveUninitialized: false })], session: sync };
+    }
+    case "express-session+connect-redis": {
+      const session = require("express-session");
+      const { RedisStore } = require("connect-redis");
+      const client = await redisClient();
+      const store = new RedisStore({ client, prefix: `bench:${name}:` });
+      return { mount: [session({ store, secret: SECRET, resave: false, saveUninitialized: false })], session: sync };
+    }
+    default:
+      throw new Error(`unknown implementation ${JSON.stringify(name)}`);
+  }
+}
+
+function sync(req) {
+  return req.session;
+}
+
+function lazyLoad(req) {
+  return req.loadSession();
+}
+
+async function redisClient() {
+  if (!REDIS_URL) throw new Error("REDIS_URL is not set: run.mjs starts a redis-server and passes its URL");
+  const { createClient } = require("redis");
+  const client = createClient({ url: REDIS_URL });
+  client.on("error", (err) => console.error(`[${IMPL}] redis client: ${err.message}`));
+  await client.connect();
+  closers.push(() => client.close?.() ?? client.quit());
+  return client;
+}
+
+/** Session data without express-session's `cookie` field. */
+function dataOf(session) {
+  const out = {};
+  for (const key of Object.keys(session)) if (key !== "cookie" && key !== "id") out[key] = session[key];
+  return out;
+}
+
+/** The Express app of one implementation (also used in-process by micro.mjs). */
+export async function createApp(name) {
+  const impl = await makeImpl(name);
+  const app = express();
+  for (const mw of impl.mount) app.use(mw);
+  const get = impl.session;
+
+  app.get("/setup", async (req, res) => {
+    if (get === null) impl.setup(req, res);
+    else Object.assign(await get(req), SESSION_DATA);
+    res.send("ok");
+  });
+  app.get("/untouched", (req, res) => {
+    res.send("ok");
+  });
+  app.get("/read", async (req, res) => {
+    if (get === null) return void res.send("user bench-user");
+    const session = await get(req);
+    res.send(`user ${session.user}`);
+  });
+  app.get("/write", async (req, res) => {
+    if (get === null) return void res.send("1");
+    const session = await get(req);
+    session.count = (session.count ?? 0) + 1;
+    res.send(String(session.count));
+  });
+  app.get("/lost/:key", async (req, res) => {
+    const session = await get(req);
+    await new Promise((resolve) => setTimeout(resolve, Number(req.query.delay ?? 0)));
+    session[req.params.key] = String(req.query.value);
+    res.send("ok");
+  });
+  app.get("/dump", async (req, res) => {
+    res.json(dataOf(await get(req)));
+  });
+  app.use((err, req, res, next) => {
+    console.error(`[${name}] ${req.method} ${req.url}: ${err.stack ?? err}`);
+    if (!res.headersSent) res.status(err.status ?? 500).send("error");
+    else next(err);
+  });
+  return app;
+}
+
+async function main() {
+  const app = await createApp(IMPL);
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 60_000;
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(PORT, "127.0.0.1", resolve);
+  });
+  const port = server.address().port;
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    server.closeAllConnections?.();
+    server.close();
+    await Promise.allSettled(closers.map((close) => close()));
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.on("disconnect", stop);
+  process.on("message", (msg) => {
+    if (msg === "stop") stop();
+    // CPU time used by this process so far: run.mjs turns it into CPU µs per request, a
+    // figure that other load on the machine disturbs far less than req/s.
+    else if (msg?.cpu !== undefined) process.send({ cpu: msg.cpu, usage: process.cpuUsage() });
+  });
+
+  if (process.send) process.send({ ready: true, port });
+  else console.log(`READY ${port}`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    const message = err?.stack ?? String(err);
+    if (process.send) process.send({ ready: false, error: message });
+    else console.error(message);
+    process.exit(1);
+  });
+}
