@@ -4,7 +4,7 @@ import { sign, unsign } from "cookie-signature";
 import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
-import { checkKeys, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
 import { Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -120,7 +120,7 @@ export class CookieStore implements SessionStore {
     }
     const now = Date.now();
     if (now - loaded.touched > this.maxAge) return Session.empty();
-    if (this.absoluteTimeout !== null && now - loaded.created > this.absoluteTimeout) return Session.empty();
+    if (pastAbsoluteTimeout(loaded.created, this.absoluteTimeout, now)) return Session.empty();
     const session = new Session(data);
     this.loaded.set(session, loaded);
     return session;
@@ -135,7 +135,7 @@ export class CookieStore implements SessionStore {
     const loaded = loadedId === session.id ? this.loaded.get(session) : undefined;
     if (loaded && loaded.json === json && !loaded.rotated && now - loaded.touched < this.touchAfter) return [];
     const created = loaded ? loaded.created : now;
-    const lifetime = this.absoluteTimeout === null ? this.maxAge : Math.min(this.maxAge, created + this.absoluteTimeout - now);
+    const lifetime = remainingLife(created, this.maxAge, this.absoluteTimeout, now);
     return this.split(this.seal(`[${created},${now},${json}]`), req, lifetime, cookies);
   }
 

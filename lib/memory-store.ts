@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie, CookieOptions } from "./cookie";
-import { checkKeys, resolveCount, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets } from "./options";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
@@ -66,7 +66,7 @@ export class MemoryStore implements SessionStore {
     const id = this.cookie.read(ctx.cookies);
     const entry = id === undefined ? undefined : this.cache.get(id);
     if (id === undefined || entry === undefined) return Session.empty();
-    if (this.absoluteTimeout !== null && Date.now() - entry.created > this.absoluteTimeout) {
+    if (pastAbsoluteTimeout(entry.created, this.absoluteTimeout, Date.now())) {
       this.cache.delete(id);
       return Session.empty();
     }
@@ -94,7 +94,7 @@ export class MemoryStore implements SessionStore {
     }
     if (before) for (const key of before.keys()) if (!(key in session)) entry.fields.delete(key);
     this.cache.set(id, entry);
-    const lifetime = this.absoluteTimeout === null ? this.maxAge : Math.min(this.maxAge, entry.created + this.absoluteTimeout - Date.now());
+    const lifetime = remainingLife(entry.created, this.maxAge, this.absoluteTimeout, Date.now());
     return this.cookie.issue(ctx.req, id, lifetime, ctx.cookies);
   }
 

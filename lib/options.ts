@@ -72,6 +72,16 @@ export function resolveBoolean(value: unknown, fallback: boolean, name: string, 
   throw new SessionConfigError(`${owner}: ${name} must be true or false, got ${JSON.stringify(value)}`);
 }
 
+/** `true` once a session created at `created` has outlived `absoluteTimeout` (`null`: never). */
+export function pastAbsoluteTimeout(created: number, absoluteTimeout: number | null, now: number): boolean {
+  return absoluteTimeout !== null && now - created > absoluteTimeout;
+}
+
+/** A session's remaining life from `now`, in ms: the idle timeout `maxAge`, cut short by `absoluteTimeout`. */
+export function remainingLife(created: number, maxAge: number, absoluteTimeout: number | null, now: number): number {
+  return absoluteTimeout === null ? maxAge : Math.min(maxAge, created + absoluteTimeout - now);
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie, CookieOptions } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
-import { checkKeys, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveDuration, resolveSecrets } from "./options";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
@@ -230,7 +230,7 @@ export class RedisStore implements SessionStore {
     // No creation time: no such key, or the remains of a session that was destroyed or expired while
     // another request was saving changes to it. Either way the session has ended.
     if (!(created > 0)) return Session.empty();
-    if (this.absoluteTimeout !== null && Date.now() - created > this.absoluteTimeout) return Session.empty();
+    if (pastAbsoluteTimeout(created, this.absoluteTimeout, Date.now())) return Session.empty();
     const data: { id: string } & Record<string, unknown> = Object.create(null);
     data.id = id;
     try {
@@ -245,8 +245,7 @@ export class RedisStore implements SessionStore {
 
   /** The session's remaining life from now, in whole ms (PEXPIRE takes integers): the idle timeout, cut short by the absolute timeout. */
   private lifetime(created: number): number {
-    if (this.absoluteTimeout === null) return Math.ceil(this.maxAge);
-    return Math.ceil(Math.max(0, Math.min(this.maxAge, created + this.absoluteTimeout - Date.now())));
+    return Math.ceil(Math.max(0, remainingLife(created, this.maxAge, this.absoluteTimeout, Date.now())));
   }
 
   /**
