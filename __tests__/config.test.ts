@@ -17,6 +17,12 @@ describe("sessions(config): the store from plain configuration", () => {
     expect(middleware.store).toBeInstanceOf(MemoryStore);
   });
 
+  it('{ store: "memory", touchAfter } sets its touchAfter (from an environment variable too), 0 included', () => {
+    expect((sessions({ store: "memory", touchAfter: 5_000 }).store as MemoryStore).touchAfter).toBe(5_000);
+    expect((sessions({ store: "memory", maxAge: "60000", touchAfter: "0" } as unknown as SessionsConfig).store as MemoryStore).touchAfter).toBe(0);
+    expect((sessions({ store: "memory", maxAge: 60_000 }).store as MemoryStore).touchAfter).toBe(6_000);
+  });
+
   it("configuration from environment variables (all strings) is accepted", () => {
     const env = { SESSION_STORE: "cookie", SESSION_SECRET: SECRET, SESSION_MAX_AGE: "3600000", SESSION_ENCRYPT: "false", SESSION_MAX_SIZE: "8192" };
     const middleware = sessions({
@@ -88,7 +94,10 @@ describe("wrong configuration fails at sessions(...), with a message that says h
     ["an empty duration", { store: "memory", absoluteTimeout: "" }, /^MemoryStore: absoluteTimeout must be a positive number of milliseconds \(or null to turn it off\), got ""$/],
     ["an infinite duration", { store: "memory", maxAge: Infinity }, /maxAge must be a positive number of milliseconds, got null/],
     ["an unknown option", { store: "cookie", secret: SECRET, secure: true }, /^CookieStore: unknown option "secure"; the options are secret, encrypt, name, cookie, maxAge, absoluteTimeout, maxSize, touchAfter$/],
-    ["an unknown memory option", { store: "memory", maxItems: 5 }, /^MemoryStore: unknown option "maxItems"; the options are secret, max, name, cookie, maxAge, absoluteTimeout$/],
+    ["an unknown memory option", { store: "memory", maxItems: 5 }, /^MemoryStore: unknown option "maxItems"; the options are secret, max, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
+    ["a memory touchAfter as long as maxAge", { store: "memory", maxAge: "60000", touchAfter: "60000" }, /^MemoryStore: touchAfter \(60000 ms\) must be shorter than maxAge \(60000 ms\), or an active but unchanged session would expire; lower touchAfter or leave it out$/],
+    ["a negative memory touchAfter", { store: "memory", touchAfter: -5 }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got -5$/],
+    ["a memory touchAfter that is not a number", { store: "memory", touchAfter: "1m" }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got "1m"$/],
     ["a middleware option among the store's", { store: "memory", preload: false }, /pass it as the second argument, sessions\(store, \{ preload \}\)/],
     ["a bad cookie attribute", { store: "memory", cookie: { sameSite: "sometimes" } }, /^MemoryStore: cookie\.sameSite "sometimes" is not valid/],
     ["null", null, /^sessions\(\) needs a store or a configuration object, got null: use sessions\(new CookieStore\(\{ secret \}\)\) or sessions\(\{ store: "cookie", secret \}\)$/],

@@ -664,7 +664,7 @@ describe("changes after the headers left (SPEC §3.6)", () => {
       const inner = memoryStore();
       const store: SessionStore = {
         load: (ctx) => inner.load(ctx),
-        dump: (session, ctx) => [inner.dump(session, ctx), Cookie.expired("legacy")],
+        dump: (session, ctx) => [inner.dump(session, ctx), Cookie.expired("legacy")].flat(),
       };
       const { built, lost } = lostIn(store, streamThenChange((session) => (session.step = 2)));
       const browser = await browse(built);

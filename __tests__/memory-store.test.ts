@@ -91,6 +91,98 @@ describe("MemoryStore", () => {
     });
   });
 
+  describe("touchAfter", () => {
+    it("an unchanged session read within touchAfter gets no Set-Cookie; once it has passed, the cookie is re-issued with a full Max-Age", async () => {
+      const clock = fakeClock();
+      const { server, id, jar } = await login(new MemoryStore({ maxAge: MINUTE, touchAfter: 10 * SECOND, absoluteTimeout: null }));
+      clock.advance(10 * SECOND - 1);
+      const within = await request(server).get("/read").set("Cookie", jar.header());
+      expect(within.body).toEqual({ id, user: "ann" });
+      expect(setCookies(within)).toEqual([]);
+      clock.advance(1);
+      const after = await request(server).get("/read").set("Cookie", jar.header());
+      expect(after.body).toEqual({ id, user: "ann" });
+      expect(cookiesByName(after).session).toMatchObject({ value: jar.get("session"), maxAge: 60 });
+      // Touched just now: the next read is within touchAfter again.
+      expect(setCookies(await request(server).get("/read").set("Cookie", jar.header()))).toEqual([]);
+    });
+
+    it("reads within touchAfter do not slide the expiry: a session not touched for maxAge expires", async () => {
+      const clock = fakeClock();
+      const store = new MemoryStore({ maxAge: 1000, touchAfter: 400 });
+      const { server, id, jar } = await login(store);
+      clock.advance(300);
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body.id).toBe(id); // within touchAfter
+      clock.advance(701); // 1001 ms after the login, its last touch
+      const res = await request(server).get("/read").set("Cookie", jar.header());
+      expect(res.body).toEqual({ id: expect.any(String) });
+      expect(res.body.id).not.toBe(id);
+      expect(store.size).toBe(0);
+    });
+
+    it("a session read every 100 ms stays alive past maxAge: it is touched every touchAfter", async () => {
+      const clock = fakeClock();
+      const { server, id, jar } = await login(new MemoryStore({ maxAge: 1000, touchAfter: 400 }));
+      const touchedAt: number[] = [];
+      for (let at = 100; at <= 1500; at += 100) {
+        clock.advance(100);
+        const res = await request(server).get("/read").set("Cookie", jar.header());
+        expect(res.body).toEqual({ id, user: "ann" });
+        if (setCookies(res).length > 0) touchedAt.push(at);
+      }
+      expect(touchedAt).toEqual([400, 800, 1200]);
+    });
+
+    it("a change within touchAfter is saved without a Set-Cookie, and the next request sees it", async () => {
+      const clock = fakeClock();
+      const { server, id, jar } = await login(new MemoryStore({ maxAge: MINUTE, touchAfter: 10 * SECOND }));
+      clock.advance(SECOND);
+      const write = await request(server).post("/write").set("Cookie", jar.header()).send({ cart: [7] });
+      expect(write.body).toEqual({ id, user: "ann", cart: [7] });
+      expect(setCookies(write)).toEqual([]);
+      const read = await request(server).get("/read").set("Cookie", jar.header());
+      expect(read.body).toEqual({ id, user: "ann", cart: [7] });
+    });
+
+    it("a change after touchAfter is saved and re-issues the cookie", async () => {
+      const clock = fakeClock();
+      const { server, id, jar } = await login(new MemoryStore({ maxAge: MINUTE, touchAfter: 10 * SECOND, absoluteTimeout: null }));
+      clock.advance(10 * SECOND);
+      const write = await request(server).post("/write").set("Cookie", jar.header()).send({ cart: [7] });
+      expect(cookiesByName(write).session).toMatchObject({ value: jar.get("session"), maxAge: 60 });
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body).toEqual({ id, user: "ann", cart: [7] });
+    });
+
+    it("a touch slides the expiry: maxAge counts from the last touch", async () => {
+      const clock = fakeClock();
+      const store = new MemoryStore({ maxAge: 1000, touchAfter: 400 });
+      const { server, id, jar } = await login(store);
+      clock.advance(500);
+      expect(setCookies(await request(server).get("/read").set("Cookie", jar.header()))).toHaveLength(1); // touched at 500
+      clock.advance(1000); // 1000 ms after that touch: still valid
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body).toEqual({ id, user: "ann" });
+    });
+
+    it("touchAfter: 0 re-issues the cookie on every read", async () => {
+      const { server, jar } = await login(new MemoryStore({ touchAfter: 0 }));
+      for (let i = 0; i < 3; i++) {
+        const res = await request(server).get("/read").set("Cookie", jar.header());
+        expect(cookiesByName(res).session).toMatchObject({ value: jar.get("session"), maxAge: 86_400 });
+      }
+    });
+
+    it("regenerate() and destroy() within touchAfter still set their cookies", async () => {
+      const store = new MemoryStore({ secret: SECRET });
+      const { server, id, jar } = await login(store);
+      const regenerated = await request(server).post("/regenerate").set("Cookie", jar.header());
+      expect(regenerated.body.id).not.toBe(id);
+      expect(cookiesByName(regenerated).session).toMatchObject({ value: sign(regenerated.body.id, SECRET), maxAge: 86_400 });
+      jar.take(regenerated);
+      const destroyed = await request(server).post("/destroy").set("Cookie", jar.header());
+      expect(cookiesByName(destroyed).session).toMatchObject({ value: "", maxAge: 0 });
+    });
+  });
+
   describe("max", () => {
     it("evicts the least recently used session beyond max", async () => {
       const store = new MemoryStore({ max: 2 });
@@ -258,12 +350,20 @@ describe("MemoryStore", () => {
       const store = new MemoryStore();
       expect(store.maxAge).toBe(86_400_000);
       expect(store.absoluteTimeout).toBe(7 * 86_400_000);
+      expect(store.touchAfter).toBe(60_000);
       expect(store.async).toBe(false);
     });
 
+    it("touchAfter defaults to min(60 s, maxAge / 10), and takes 0 (touch on every request)", () => {
+      expect(new MemoryStore({ maxAge: MINUTE }).touchAfter).toBe(6 * SECOND);
+      expect(new MemoryStore({ maxAge: 5 }).touchAfter).toBe(0);
+      expect(new MemoryStore({ touchAfter: 0 }).touchAfter).toBe(0);
+      expect(new MemoryStore({ touchAfter: "0" } as never).touchAfter).toBe(0);
+    });
+
     it("accepts numeric strings from environment variables", async () => {
-      const store = new MemoryStore({ max: "1", maxAge: "60000", absoluteTimeout: "120000" } as never);
-      expect(store).toMatchObject({ maxAge: 60_000, absoluteTimeout: 120_000 });
+      const store = new MemoryStore({ max: "1", maxAge: "60000", absoluteTimeout: "120000", touchAfter: "500" } as never);
+      expect(store).toMatchObject({ maxAge: 60_000, absoluteTimeout: 120_000, touchAfter: 500 });
       await login(store);
       await login(store);
       expect(store.size).toBe(1);
@@ -280,7 +380,12 @@ describe("MemoryStore", () => {
       ["max 1.5", { max: 1.5 }, /max must be a positive whole number of sessions, got 1\.5/],
       ["max 'lots'", { max: "lots" }, /max must be a positive whole number of sessions, got "lots"/],
       ["a short secret", { secret: "short" }, /MemoryStore: secret must be a string of at least 32 characters/],
-      ["an unknown option", { ttl: 5 }, /MemoryStore: unknown option "ttl"; the options are secret, max, name, cookie, maxAge, absoluteTimeout/],
+      ["an unknown option", { ttl: 5 }, /MemoryStore: unknown option "ttl"; the options are secret, max, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
+      ["touchAfter as long as maxAge", { maxAge: 1000, touchAfter: 1000 }, /^MemoryStore: touchAfter \(1000 ms\) must be shorter than maxAge \(1000 ms\), or an active but unchanged session would expire; lower touchAfter or leave it out$/],
+      ["touchAfter longer than the default maxAge", { touchAfter: 2 * 86_400_000 }, /^MemoryStore: touchAfter \(172800000 ms\) must be shorter than maxAge \(86400000 ms\)/],
+      ["a negative touchAfter", { touchAfter: -1 }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got -1$/],
+      ["a touchAfter that is not a number", { touchAfter: "soon" }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got "soon"$/],
+      ["a touchAfter of NaN", { touchAfter: NaN }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got null$/],
       ["a bad maxAge", { maxAge: 0 }, /MemoryStore: maxAge must be a positive number of milliseconds, got 0/],
       ["options that are not an object", 5, /MemoryStore takes an options object such as \{ secret: process\.env\.SESSION_SECRET \}, got number/],
       ["null options", null, /got null/],

@@ -60,6 +60,21 @@ describeRedis('sessions({ store: "redis", ... })', () => {
     expect(await connectedClients(server)).toBe(0);
   });
 
+  it("takes touchAfter from configuration (numeric strings and 0 too), and defaults it to min(60 s, maxAge / 10)", async () => {
+    const stores = [
+      sessions({ store: "redis", url: server.url, secret: SECRET }).store,
+      sessions({ store: "redis", url: server.url, secret: SECRET, maxAge: 30_000 }).store,
+      sessions({ store: "redis", url: server.url, secret: SECRET, maxAge: 30_000, touchAfter: "2500" as unknown as number }).store,
+      sessions({ store: "redis", url: server.url, secret: SECRET, touchAfter: 0 }).store,
+      sessions({ store: "redis", url: server.url, secret: SECRET, touchAfter: "0" as unknown as number }).store,
+    ];
+    try {
+      expect(stores.map((store) => store.touchAfter)).toEqual([60_000, 3_000, 2_500, 0, 0]);
+    } finally {
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+
   it("leaves no connection behind when closed right after it was created", async () => {
     const stores = [1, 2, 3, 4, 5].map(() => new RedisStore({ url: server.url, secret: SECRET }));
     await Promise.all(stores.map((store) => store.close()));
@@ -134,7 +149,11 @@ describeRedis('sessions({ store: "redis", ... })', () => {
       ["a prefix that is not a string", { url: "redis://127.0.0.1:1", secret: SECRET, prefix: 1 }, /prefix must be a string/],
       ["a timeout of 0", { url: "redis://127.0.0.1:1", secret: SECRET, timeout: 0 }, /timeout must be a positive number of milliseconds/],
       ["a timeout longer than Node's timers allow", { url: "redis://127.0.0.1:1", secret: SECRET, timeout: 1e10 }, /timeout must be at most 2147483647 ms/],
-      ["an unknown option", { url: "redis://127.0.0.1:1", secret: SECRET, ttl: 60 }, /RedisStore: unknown option "ttl"; the options are client, url, secret, prefix, name, cookie, maxAge, absoluteTimeout, timeout/],
+      ["an unknown option", { url: "redis://127.0.0.1:1", secret: SECRET, ttl: 60 }, /RedisStore: unknown option "ttl"; the options are client, url, secret, prefix, name, cookie, maxAge, absoluteTimeout, touchAfter, timeout$/],
+      ["a touchAfter as long as maxAge", { url: "redis://127.0.0.1:1", secret: SECRET, maxAge: 60_000, touchAfter: 60_000 }, /^RedisStore: touchAfter \(60000 ms\) must be shorter than maxAge \(60000 ms\), or an active but unchanged session would expire; lower touchAfter or leave it out$/],
+      ["a touchAfter longer than the default maxAge (1 day)", { url: "redis://127.0.0.1:1", secret: SECRET, touchAfter: "172800000" }, /^RedisStore: touchAfter \(172800000 ms\) must be shorter than maxAge \(86400000 ms\)/],
+      ["a negative touchAfter", { url: "redis://127.0.0.1:1", secret: SECRET, touchAfter: -1 }, /^RedisStore: touchAfter must be a positive number of milliseconds, got -1$/],
+      ["a touchAfter that is not a number", { url: "redis://127.0.0.1:1", secret: SECRET, touchAfter: "1 minute" }, /^RedisStore: touchAfter must be a positive number of milliseconds, got "1 minute"$/],
       ["a bad cookie name", { url: "redis://127.0.0.1:1", secret: SECRET, name: "a b" }, /cookie name "a b" is not a valid cookie name/],
     ])("%s", (_label, config, message) => {
       expect(attempt(config)).toThrow(SessionConfigError);

@@ -4,10 +4,11 @@
  * clients of both against a three-master Redis Cluster.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import express from "express";
-import { RedisStore, Session, sessions, type SessionContext } from "../lib";
-import { CREATED_FIELD } from "../lib/redis-store";
-import { delta, describeRedis, type RedisCluster, type RedisServer, startCluster, startRedis } from "./helpers/redis";
+import { type Cookie, RedisStore, Session, sessions, type SessionContext } from "../lib";
+import { CREATED_FIELD, TOUCHED_FIELD } from "../lib/redis-store";
+import { commandsBetween, delta, describeRedis, type RedisCluster, type RedisServer, startCluster, startRedis } from "./helpers/redis";
 import {
   Browser,
   type ClientKind,
@@ -32,6 +33,23 @@ const KINDS: [string, ClientKind][] = [
   ["an ioredis cluster client", "ioredis cluster"],
 ];
 const MINUTE = 60_000;
+/** The matrix's store: maxAge one minute, so touchAfter is 6 s by default. */
+const TOUCH_AFTER = 6_000;
+
+/** The commands that change data: none of them may run for a read within touchAfter. */
+const WRITES = ["hset", "hdel", "del", "pexpire", "expire", "multi", "exec", "set"];
+
+/** Calls of write commands between two `stats()` readings. */
+function writesBetween(before: Record<string, number>, after: Record<string, number>): number {
+  return WRITES.reduce((sum, command) => sum + delta(before, after, command), 0);
+}
+
+/** The one cookie a dump returned; fails the test when there is none, or several. */
+function only(dumped: Cookie | Cookie[]): Cookie {
+  const cookies = [dumped].flat();
+  expect(cookies).toHaveLength(1);
+  return cookies[0];
+}
 
 describeRedis("RedisStore", () => {
   let server: RedisServer;
@@ -79,8 +97,16 @@ describeRedis("RedisStore", () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann", cart: [1, { sku: "x" }], n: 3, gone: null });
       const stored = await raw.hGetAll(`app1:${browser.id}`);
-      expect(stored).toEqual({ user: '"ann"', cart: '[1,{"sku":"x"}]', n: "3", gone: "null", [CREATED_FIELD]: expect.stringMatching(/^\d+$/) });
+      expect(stored).toEqual({
+        user: '"ann"',
+        cart: '[1,{"sku":"x"}]',
+        n: "3",
+        gone: "null",
+        [CREATED_FIELD]: expect.stringMatching(/^\d+$/),
+        [TOUCHED_FIELD]: expect.stringMatching(/^\d+$/),
+      });
       expect(Math.abs(Number(stored[CREATED_FIELD]) - Date.now())).toBeLessThan(MINUTE);
+      expect(stored[TOUCHED_FIELD]).toBe(stored[CREATED_FIELD]); // a new session is touched as it is created
     });
 
     it("gives the key a TTL that follows maxAge, and the cookie the same Max-Age", async () => {
@@ -92,37 +118,104 @@ describeRedis("RedisStore", () => {
       expect(setCookies(res)[0]).toMatch(/^session=[^;]+; Max-Age=60; Path=\/; HttpOnly; SameSite=Lax$/);
     });
 
-    it("only refreshes the TTL of an unmodified session (one HGETALL to load, one PEXPIRE to save)", async () => {
+    it("sends only the HGETALL for an unchanged session read within touchAfter: no write, no Set-Cookie, the TTL left alone", async () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann" });
       const key = `app1:${browser.id}`;
+      const touched = (await raw.hGetAll(key))[TOUCHED_FIELD];
       await raw.pExpire(key, 5_000);
       const before = await stats();
       const res = await browser.get("/get");
       const after = await stats();
       expect(res.body).toEqual({ id: browser.id, user: "ann" });
-      expect(setCookies(res)).toHaveLength(1);
+      expect(setCookies(res)).toEqual([]);
       expect(delta(before, after, "hgetall")).toBe(1);
-      expect(delta(before, after, "pexpire")).toBe(1);
-      for (const write of ["hset", "hdel", "del", "multi", "exec"]) expect(delta(before, after, write)).toBe(0);
-      expect(await raw.pTTL(key)).toBeGreaterThan(MINUTE - 5_000);
+      expect(writesBetween(before, after)).toBe(0);
+      // (A cluster client also asks for the topology when it likes: count every command on one server only.)
+      if (!inCluster) expect(commandsBetween(before, after)).toBe(1);
+      expect(await raw.pTTL(key)).toBeLessThanOrEqual(5_000);
+      expect((await raw.hGetAll(key))[TOUCHED_FIELD]).toBe(touched);
     });
 
-    it("writes only the changed fields, in one MULTI with the TTL", async () => {
+    it("touches an unchanged session once touchAfter has passed: HSET of the touch time and PEXPIRE in one MULTI, and the cookie again", async () => {
+      const browser = new Browser(app.url);
+      await browser.post("/set", { user: "ann" });
+      const key = `app1:${browser.id}`;
+      // As if the cookie had been issued longer than touchAfter ago.
+      await raw.hSet(key, TOUCHED_FIELD, String(Date.now() - TOUCH_AFTER - 1_000));
+      await raw.pExpire(key, 5_000);
+      const before = await stats();
+      const sent = Date.now();
+      const res = await browser.get("/get");
+      const after = await stats();
+      expect(res.body).toEqual({ id: browser.id, user: "ann" });
+      expect(setCookies(res)).toHaveLength(1);
+      expect(setCookies(res)[0]).toMatch(/^session=[^;]+; Max-Age=60; Path=\/; HttpOnly; SameSite=Lax$/);
+      expect(delta(before, after, "hgetall")).toBe(1);
+      for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1], ["hdel", 0], ["del", 0]] as const) {
+        expect([command, delta(before, after, command)]).toEqual([command, calls]);
+      }
+      expect(await raw.pTTL(key)).toBeGreaterThan(MINUTE - 5_000);
+      const stored = await raw.hGetAll(key);
+      expect(Number(stored[TOUCHED_FIELD])).toBeGreaterThanOrEqual(sent);
+      expect(stored).toMatchObject({ user: '"ann"' });
+      // Touched just now: the next read is within touchAfter again.
+      const again = await stats();
+      expect(setCookies(await browser.get("/get"))).toEqual([]);
+      expect(writesBetween(again, await stats())).toBe(0);
+    });
+
+    it("touches, on its next read, a session stored without the touch-time field (by an earlier version)", async () => {
+      const browser = new Browser(app.url);
+      await browser.post("/set", { user: "ann" });
+      const key = `app1:${browser.id}`;
+      await raw.hDel(key, TOUCHED_FIELD);
+      const res = await browser.get("/get");
+      expect(res.body).toEqual({ id: browser.id, user: "ann" });
+      expect(setCookies(res)).toHaveLength(1);
+      expect(Number((await raw.hGetAll(key))[TOUCHED_FIELD])).toBeGreaterThan(0);
+    });
+
+    it("writes only the changed fields, in one MULTI with the TTL; within touchAfter with no Set-Cookie", async () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann", theme: "dark" });
       const key = `app1:${browser.id}`;
+      const touched = (await raw.hGetAll(key))[TOUCHED_FIELD];
       // Another request changed a field since: writing only our own change keeps it.
       await raw.hSet(key, "theme", '"light"');
+      await raw.pExpire(key, 5_000);
       const before = await stats();
-      await browser.post("/set", { cart: [7] });
+      const res = await browser.post("/set", { cart: [7] });
       const after = await stats();
+      expect(setCookies(res)).toEqual([]);
       expect(delta(before, after, "multi")).toBe(1);
       expect(delta(before, after, "exec")).toBe(1);
       expect(delta(before, after, "hset")).toBe(1);
       expect(delta(before, after, "pexpire")).toBe(1);
+      // The TTL is set on every write (a hash this save recreated must not live forever).
+      expect(await raw.pTTL(key)).toBeGreaterThan(MINUTE - 5_000);
       const stored = await raw.hGetAll(key);
-      expect(stored).toMatchObject({ user: '"ann"', theme: '"light"', cart: "[7]" });
+      expect(stored).toMatchObject({ user: '"ann"', theme: '"light"', cart: "[7]", [TOUCHED_FIELD]: touched });
+      expect((await browser.get("/get")).body).toEqual({ id: browser.id, user: "ann", theme: "light", cart: [7] });
+    });
+
+    it("re-issues the cookie with a write once touchAfter has passed, and records the touch in the same MULTI", async () => {
+      const browser = new Browser(app.url);
+      await browser.post("/set", { user: "ann" });
+      const key = `app1:${browser.id}`;
+      await raw.hSet(key, TOUCHED_FIELD, String(Date.now() - TOUCH_AFTER - 1_000));
+      const before = await stats();
+      const sent = Date.now();
+      const res = await browser.post("/set", { cart: [7] });
+      const after = await stats();
+      expect(setCookies(res)).toHaveLength(1);
+      expect(setCookies(res)[0]).toMatch(/Max-Age=60;/);
+      for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1]] as const) {
+        expect([command, delta(before, after, command)]).toEqual([command, calls]);
+      }
+      const stored = await raw.hGetAll(key);
+      expect(stored).toMatchObject({ user: '"ann"', cart: "[7]" });
+      expect(Number(stored[TOUCHED_FIELD])).toBeGreaterThanOrEqual(sent);
     });
 
     it("removes the field of a deleted key", async () => {
@@ -135,7 +228,7 @@ describeRedis("RedisStore", () => {
       expect(delta(before, after, "hdel")).toBe(1);
       expect(delta(before, after, "hset")).toBe(0);
       const stored = await raw.hGetAll(`app1:${browser.id}`);
-      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, "user"].sort());
+      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, TOUCHED_FIELD, "user"].sort());
       expect((await browser.get("/get")).body).toEqual({ id: browser.id, user: "ann" });
     });
 
@@ -267,6 +360,98 @@ describeRedis("RedisStore", () => {
     });
   });
 
+  describe("touchAfter, in real time", () => {
+    let raw: Raw;
+    beforeAll(async () => {
+      raw = await rawClient(server.url);
+    });
+    afterAll(() => raw.close());
+
+    /** Runs `test` against an app over a store with these options, then closes both. */
+    async function withApp(options: Partial<ConstructorParameters<typeof RedisStore>[0]>, test: (browser: Browser) => Promise<void>): Promise<void> {
+      const store = new RedisStore({ url: server.url, secret: SECRET, prefix: "touch:", ...options });
+      const served = await serve(sessionApp(store));
+      try {
+        await test(new Browser(served.url));
+      } finally {
+        await served.close();
+        await store.close();
+      }
+    }
+
+    it("within touchAfter a read writes nothing and sends no Set-Cookie; after it, the read slides the TTL back to maxAge and re-issues the cookie", async () => {
+      await withApp({ maxAge: 4_000, touchAfter: 300 }, async (browser) => {
+        await browser.post("/set", { user: "ann" });
+        const key = `touch:${browser.id}`;
+        const first = Number((await raw.hGetAll(key))[TOUCHED_FIELD]);
+        await raw.pExpire(key, 2_000); // well below maxAge, so that a refresh shows
+        let before = await server.stats();
+        const within = await browser.get("/get");
+        expect(within.body).toEqual({ id: browser.id, user: "ann" });
+        expect(setCookies(within)).toEqual([]);
+        expect(writesBetween(before, await server.stats())).toBe(0);
+        expect(await raw.pTTL(key)).toBeLessThanOrEqual(2_000);
+
+        await sleep(400);
+        before = await server.stats();
+        const sent = Date.now();
+        const later = await browser.get("/get");
+        const after = await server.stats();
+        expect(later.body).toEqual({ id: browser.id, user: "ann" });
+        expect(setCookies(later)).toHaveLength(1);
+        expect(setCookies(later)[0]).toMatch(/^session=[^;]+; Max-Age=4; /);
+        for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1]] as const) {
+          expect([command, delta(before, after, command)]).toEqual([command, calls]);
+        }
+        expect(await raw.pTTL(key)).toBeGreaterThan(3_000);
+        const touched = Number((await raw.hGetAll(key))[TOUCHED_FIELD]);
+        expect(touched).toBeGreaterThan(first);
+        expect(touched).toBeGreaterThanOrEqual(sent);
+      });
+    });
+
+    it("touchAfter: 0 re-issues the cookie and refreshes the TTL on every read", async () => {
+      await withApp({ maxAge: 4_000, touchAfter: 0 }, async (browser) => {
+        await browser.post("/set", { user: "ann" });
+        for (let i = 0; i < 2; i++) {
+          const before = await server.stats();
+          const res = await browser.get("/get");
+          const after = await server.stats();
+          expect(res.body).toEqual({ id: browser.id, user: "ann" });
+          expect(setCookies(res)).toHaveLength(1);
+          expect(delta(before, after, "hset")).toBe(1);
+          expect(delta(before, after, "pexpire")).toBe(1);
+        }
+      });
+    });
+
+    it("keeps a session read every 100 ms alive past maxAge through its touches, and ends it once left idle for maxAge", async () => {
+      await withApp({ maxAge: 1_000, touchAfter: 400 }, async (browser) => {
+        const started = Date.now();
+        await browser.post("/set", { user: "ann" });
+        const id = browser.id;
+        let reads = 0;
+        let issued = 0;
+        while (Date.now() - started < 1_500) {
+          await sleep(100);
+          const res = await browser.get("/get");
+          expect(res.body).toEqual({ id, user: "ann" });
+          reads++;
+          issued += setCookies(res).length;
+        }
+        // Touched at least 400 ms apart (the first 400 ms after the login), not on every read.
+        expect(issued).toBeGreaterThanOrEqual(2);
+        expect(issued).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 400));
+        expect(issued).toBeLessThan(reads);
+        await sleep(1_200);
+        expect(await raw.exists(`touch:${id}`)).toBe(0);
+        const res = await browser.get("/get");
+        expect(res.body.id).not.toBe(id);
+        expect(res.body).toEqual({ id: res.body.id });
+      });
+    });
+  });
+
   describe("stored data it did not write", () => {
     let raw: Raw;
     let store: RedisStore;
@@ -372,15 +557,17 @@ describeRedis("RedisStore", () => {
       cookies,
     });
 
-    it("does not store a key named like its creation-time field, nor undefined values", async () => {
+    it("does not store a key named like its creation-time or touch-time field, nor undefined values", async () => {
       const session = Session.empty();
       session.user = "ann";
       session[CREATED_FIELD] = "forged";
+      session[TOUCHED_FIELD] = "forged";
       session.nothing = undefined;
-      const cookie = await store.dump(session, ctx());
+      const cookie = only(await store.dump(session, ctx()));
       const stored = await raw.hGetAll(`direct:${session.id}`);
-      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, "user"].sort());
+      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, TOUCHED_FIELD, "user"].sort());
       expect(Number(stored[CREATED_FIELD])).toBeGreaterThan(0);
+      expect(Number(stored[TOUCHED_FIELD])).toBeGreaterThan(0);
       const loaded = await store.load(ctx({ [cookie.name]: cookie.value }));
       expect({ ...loaded }).toEqual({ id: session.id, user: "ann" });
     });
@@ -389,9 +576,29 @@ describeRedis("RedisStore", () => {
       const before = await server.stats();
       const session = Session.empty();
       session.destroy();
-      const cookie = await store.dump(session, ctx());
+      const cookie = only(await store.dump(session, ctx()));
       expect(cookie.isExpired).toBe(true);
       expect(delta(before, await server.stats(), "del")).toBe(0);
+    });
+
+    it("returns no cookie ([]) and sends no command for an unchanged session within touchAfter", async () => {
+      const session = Session.empty();
+      session.user = "ann";
+      const cookie = only(await store.dump(session, ctx()));
+      const cookies = { [cookie.name]: cookie.value };
+      const loaded = await store.load(ctx(cookies));
+      const before = await server.stats();
+      expect(await store.dump(loaded, ctx(cookies))).toEqual([]);
+      expect(commandsBetween(before, await server.stats())).toBe(0);
+    });
+
+    it("re-issues the cookie of a request that does not carry it signed with the first secret, even within touchAfter", async () => {
+      const session = Session.empty();
+      session.user = "ann";
+      const cookie = only(await store.dump(session, ctx()));
+      const loaded = await store.load(ctx({ [cookie.name]: cookie.value }));
+      // The same session, dumped for a request without its cookie (a direct caller, say).
+      expect(only(await store.dump(loaded, ctx())).value).toBe(cookie.value);
     });
 
     it("saves changes made after a first save against what that save wrote", async () => {
@@ -403,7 +610,7 @@ describeRedis("RedisStore", () => {
       session.c = 3;
       await store.dump(session, ctx());
       const stored = await raw.hGetAll(`direct:${session.id}`);
-      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, "a", "c"].sort());
+      expect(Object.keys(stored).sort()).toEqual([CREATED_FIELD, TOUCHED_FIELD, "a", "c"].sort());
     });
   });
 });

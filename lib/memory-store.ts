@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie, CookieOptions } from "./cookie";
-import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
@@ -15,19 +15,27 @@ export interface MemoryStoreOptions {
   name?: string;
   /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
   cookie?: CookieOptions;
-  /** Idle timeout in ms: the entry's TTL and the cookie's Max-Age. Default 1 day. */
+  /** Idle timeout in ms: the entry's TTL and the cookie's Max-Age, both slid when the session is touched (see `touchAfter`). Default 1 day. */
   maxAge?: number;
   /** Time since creation (or regenerate) after which the session ends, in ms; `null` for none. Default 7 days. */
   absoluteTimeout?: number | null;
+  /**
+   * A session's cookie is re-issued, and its entry's TTL slid, only when it was last issued at
+   * least this many ms ago; in between, requests that read it cost no Set-Cookie. Shorter than
+   * maxAge; `0` touches on every request. Default min(60 s, maxAge / 10).
+   */
+  touchAfter?: number;
 }
 
-const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout"] as const;
+const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"] as const;
 const DAY = 86_400_000;
 
 /** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
 interface Entry {
   fields: Map<string, string>;
   created: number;
+  /** When the cookie was last issued (and the TTL last reset), ms since the epoch. */
+  touched: number;
 }
 
 /**
@@ -39,6 +47,7 @@ export class MemoryStore implements SessionStore {
   readonly async = false;
   readonly maxAge: number;
   readonly absoluteTimeout: number | null;
+  readonly touchAfter: number;
   private readonly cookie: SignedIdCookie;
   private readonly cache: LRUCache<string, Entry>;
   /** The fields each loaded session had, to write only what changed. */
@@ -51,6 +60,7 @@ export class MemoryStore implements SessionStore {
     const max = resolveCount(options.max, 10_000, "max", "sessions", owner);
     this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
     this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
+    this.touchAfter = resolveTouchAfter(options.touchAfter, this.maxAge, owner);
     this.cookie = new SignedIdCookie(options.name ?? "session", options.cookie, secrets, owner);
     // TTLs on the wall clock (not performance.now) so that idle and absolute timeouts agree,
     // with no cached "now" so that an expiry is seen on the very next request.
@@ -76,16 +86,40 @@ export class MemoryStore implements SessionStore {
     return session;
   }
 
-  dump(session: Session, ctx: SessionContext): Cookie {
+  /**
+   * Saves what changed and returns the signed id cookie, with Max-Age = the session's remaining
+   * life; or no cookie (`[]`) while the browser's cookie is fresh (see `needsTouch`).
+   */
+  dump(session: Session, ctx: SessionContext): Cookie | Cookie[] {
     const { loadedId, destroyed } = Session.stateOf(session);
     const id = session.id;
     if (loadedId !== null && loadedId !== id) this.cache.delete(loadedId);
     if (destroyed && Session.isEmpty(session)) return this.cookie.expire(ctx.req);
+    const now = Date.now();
     // The entry as it is now: a concurrent request may have changed other fields since our
     // load, so only the fields this request changed are written (compared with what it loaded).
+    // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
     const current = loadedId === id ? this.cache.get(id) : undefined;
-    const before = current && this.loaded.get(session);
-    const entry = current ?? { fields: new Map<string, string>(), created: Date.now() };
+    const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now };
+    this.write(session, entry, current && this.loaded.get(session));
+    if (current !== undefined && !this.needsTouch(current, id, now, ctx)) return [];
+    entry.touched = now;
+    this.cache.set(id, entry);
+    const lifetime = remainingLife(entry.created, this.maxAge, this.absoluteTimeout, now);
+    return this.cookie.issue(ctx.req, id, lifetime, ctx.cookies);
+  }
+
+  /**
+   * Whether a stored session's cookie is issued again (and its TTL slid): once `touchAfter` has
+   * passed since it last was, or when the browser's cookie is signed with an older secret.
+   * Otherwise the browser's cookie, and the entry's TTL, still run from the last touch.
+   */
+  private needsTouch(entry: Entry, id: string, now: number, ctx: SessionContext): boolean {
+    return now - entry.touched >= this.touchAfter || !this.cookie.isCurrent(ctx.cookies, id);
+  }
+
+  /** Writes into `entry` the fields that differ from what was loaded (`before`; all of them for a new entry). */
+  private write(session: Session, entry: Entry, before: Map<string, string> | undefined): void {
     for (const key of Object.keys(session)) {
       if (key === "id") continue;
       const json = JSON.stringify(session[key]);
@@ -93,9 +127,6 @@ export class MemoryStore implements SessionStore {
       else if (before?.get(key) !== json) entry.fields.set(key, json);
     }
     if (before) for (const key of before.keys()) if (!(key in session)) entry.fields.delete(key);
-    this.cache.set(id, entry);
-    const lifetime = remainingLife(entry.created, this.maxAge, this.absoluteTimeout, Date.now());
-    return this.cookie.issue(ctx.req, id, lifetime, ctx.cookies);
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */

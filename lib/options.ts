@@ -54,6 +54,23 @@ export function resolveDuration(value: unknown, fallback: number | null, name: s
   return ms;
 }
 
+/**
+ * `touchAfter` of a server-side store: how long after its cookie was last issued an unchanged
+ * session gets it again (and its stored TTL slides). Default min(60 s, maxAge / 10); `0` (or
+ * `"0"`) touches on every request. It must stay below `maxAge`, or an active but unchanged
+ * session would expire between touches.
+ */
+export function resolveTouchAfter(value: unknown, maxAge: number, owner: string): number {
+  const zero = value === 0 || (typeof value === "string" && value.trim() !== "" && Number(value) === 0);
+  const touchAfter = zero ? 0 : (resolveDuration(value, Math.min(60_000, Math.floor(maxAge / 10)), "touchAfter", owner) as number);
+  if (touchAfter >= maxAge) {
+    throw new SessionConfigError(
+      `${owner}: touchAfter (${touchAfter} ms) must be shorter than maxAge (${maxAge} ms), or an active but unchanged session would expire; lower touchAfter or leave it out`,
+    );
+  }
+  return touchAfter;
+}
+
 /** A count (entries, bytes): a positive integer, or a numeric string (from an environment variable). */
 export function resolveCount(value: unknown, fallback: number, name: string, unit: string, owner: string): number {
   if (value === undefined) return fallback;

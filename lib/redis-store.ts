@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie, CookieOptions } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
-import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
@@ -29,15 +29,22 @@ export interface RedisStoreOptions {
   name?: string;
   /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
   cookie?: CookieOptions;
-  /** Idle timeout in ms: the key's TTL and the cookie's Max-Age, refreshed on every request that uses the session. Default 1 day. */
+  /** Idle timeout in ms: the key's TTL and the cookie's Max-Age, both slid when the session is touched (see `touchAfter`). Default 1 day. */
   maxAge?: number;
   /** Time since creation (or regenerate) after which the session ends, in ms; `null` for none. Default 7 days. */
   absoluteTimeout?: number | null;
+  /**
+   * A session's cookie is re-issued, and its key's TTL slid, only when it was last issued at least
+   * this many ms ago; in between, a request that reads the session without changing it sends no
+   * Redis command and gets no Set-Cookie. Shorter than maxAge; `0` touches on every request.
+   * Default min(60 s, maxAge / 10).
+   */
+  touchAfter?: number;
   /** Longest wait for Redis on each load and save, in ms; past it the request fails with a 503. Default 2000. */
   timeout?: number;
 }
 
-const OPTIONS = ["client", "url", "secret", "prefix", "name", "cookie", "maxAge", "absoluteTimeout", "timeout"] as const;
+const OPTIONS = ["client", "url", "secret", "prefix", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter", "timeout"] as const;
 const DAY = 86_400_000;
 const OWNER = "RedisStore";
 /** Node runs a longer timer after 1 ms instead. */
@@ -50,6 +57,14 @@ const MAX_TIMER = 2_147_483_647;
  */
 export const CREATED_FIELD = "\0created";
 
+/**
+ * The hash field holding when the session's cookie was last issued ("touched", ms since the
+ * epoch), shared by every app instance, so `touchAfter` holds whichever instance serves the
+ * next request. Reserved like `CREATED_FIELD`. A hash without it (written before the field
+ * existed) counts as touched long ago: its next request touches it.
+ */
+export const TOUCHED_FIELD = "\0touched";
+
 /** What the store knows is in Redis for a session it loaded or saved. */
 interface Stored {
   /** The id it is stored under. */
@@ -57,6 +72,8 @@ interface Stored {
   /** JSON of each field, as stored. */
   fields: Map<string, string>;
   created: number;
+  /** When the cookie was last issued (`TOUCHED_FIELD`); 0 when the hash has no such field. */
+  touched: number;
 }
 
 /** One code path per operation, whatever the client: one command, or several in one MULTI/EXEC. */
@@ -80,11 +97,12 @@ interface OwnedClient {
  * forged or guessed id never reaches Redis.
  *
  * Layout: a hash at `prefix + id` with one field per session key holding the key's value as
- * JSON, plus `CREATED_FIELD`; its TTL follows the session's expiry. Loading is one `HGETALL`;
- * saving is one round trip that writes only the fields this request changed (`HDEL`/`HSET`/
- * `PEXPIRE` in one `MULTI`), so two concurrent requests that change different keys both persist
- * (when both change the same key, the last to save wins). An unchanged session only gets its TTL
- * refreshed (`PEXPIRE`).
+ * JSON, plus `CREATED_FIELD` and `TOUCHED_FIELD`; its TTL follows the session's expiry. Loading
+ * is one `HGETALL`; saving is one round trip that writes only the fields this request changed
+ * (`HDEL`/`HSET`/`PEXPIRE` in one `MULTI`), so two concurrent requests that change different keys
+ * both persist (when both change the same key, the last to save wins). The cookie is re-issued and
+ * the TTL slid only every `touchAfter` ms (the touch time is `HSET` in the same `MULTI`): in
+ * between, an unchanged session costs no command at all.
  *
  * Every load and save waits at most `timeout` ms; a stalled, unreachable or failing Redis gives a
  * `SessionStoreUnavailableError` (status 503), and requests succeed again when Redis is back. The
@@ -98,6 +116,7 @@ export class RedisStore implements SessionStore {
   readonly prefix: string;
   readonly maxAge: number;
   readonly absoluteTimeout: number | null;
+  readonly touchAfter: number;
   readonly timeout: number;
   private readonly cookie: SignedIdCookie;
   private readonly backend: Backend;
@@ -121,6 +140,7 @@ export class RedisStore implements SessionStore {
     this.prefix = prefix;
     this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", OWNER) as number;
     this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", OWNER, true);
+    this.touchAfter = resolveTouchAfter(options.touchAfter, this.maxAge, OWNER);
     this.timeout = resolveDuration(options.timeout, 2000, "timeout", OWNER) as number;
     if (this.timeout > MAX_TIMER) {
       throw new SessionConfigError(`${OWNER}: timeout must be at most ${MAX_TIMER} ms (Node's longest timer; a few seconds is usual), got ${this.timeout}`);
@@ -165,8 +185,12 @@ export class RedisStore implements SessionStore {
     return this.run("load", "HGETALL", () => this.backend.send(key, ["HGETALL", key])).then((reply) => this.restore(id, reply));
   }
 
-  /** Saves what changed (one round trip) and returns the signed id cookie, with Max-Age = the key's TTL. */
-  dump(session: Session, ctx: SessionContext): Promise<Cookie> {
+  /**
+   * Saves what changed (one round trip) and returns the signed id cookie, with Max-Age = the key's
+   * TTL; or, for a session whose cookie is still fresh (see `needsTouch`), no cookie (`[]`), and no
+   * Redis command at all when nothing changed either.
+   */
+  dump(session: Session, ctx: SessionContext): Promise<Cookie | Cookie[]> {
     const id = session.id;
     const stored = this.stored.get(session);
     const oldKey = stored !== undefined && stored.id !== id ? this.prefix + stored.id : undefined;
@@ -179,23 +203,30 @@ export class RedisStore implements SessionStore {
     }
 
     // Compared with what is stored under this id, if anything: a new or regenerated session is written whole.
+    const now = Date.now();
     const same = stored?.id === id ? stored : undefined;
-    const created = same?.created ?? Date.now();
+    const created = same?.created ?? now;
     const before = same?.fields ?? new Map<string, string>();
     const fields = new Map<string, string>();
     const set = same ? [] : [CREATED_FIELD, String(created)];
     for (const name of Object.keys(session)) {
-      const json = name === "id" || name === CREATED_FIELD ? undefined : JSON.stringify(session[name]);
+      const json = name === "id" || name === CREATED_FIELD || name === TOUCHED_FIELD ? undefined : JSON.stringify(session[name]);
       if (json === undefined) continue;
       fields.set(name, json);
       if (before.get(name) !== json) set.push(name, json);
     }
     const removed = [...before.keys()].filter((name) => !fields.has(name));
-    const ttl = this.lifetime(created);
+    const touch = same === undefined || this.needsTouch(same, now, ctx);
+    if (!touch && set.length === 0 && removed.length === 0) return Promise.resolve([]);
+    if (touch) set.push(TOUCHED_FIELD, String(now));
+    const touched = touch ? now : (same as Stored).touched;
+    const ttl = this.lifetime(created, now);
     const key = this.prefix + id;
     const commands: string[][] = [];
     if (removed.length > 0) commands.push(["HDEL", key, ...removed]);
     if (set.length > 0) commands.push(["HSET", key, ...set]);
+    // On every write, touch or not: a hash that this save recreates (racing a destroy or an expiry)
+    // must not live forever. Between touches it only stretches the TTL past the cookie's, harmlessly.
     commands.push(["PEXPIRE", key, String(ttl)]);
 
     const names = commands.map(([name]) => name).join("+");
@@ -205,8 +236,8 @@ export class RedisStore implements SessionStore {
     // The old key is deleted alongside, not inside the MULTI: in a cluster it lives in another slot.
     const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]))]);
     return work.then(() => {
-      this.stored.set(session, { id, fields, created });
-      return this.cookie.issue(ctx.req, id, ttl, ctx.cookies);
+      this.stored.set(session, { id, fields, created, touched });
+      return touch ? this.cookie.issue(ctx.req, id, ttl, ctx.cookies) : [];
     });
   }
 
@@ -226,7 +257,9 @@ export class RedisStore implements SessionStore {
     const fields = new Map<string, string>();
     for (const [name, value] of entriesOf(reply)) fields.set(name, value);
     const created = Number(fields.get(CREATED_FIELD));
+    const touched = Number(fields.get(TOUCHED_FIELD)) || 0; // missing (an older version wrote it): long ago
     fields.delete(CREATED_FIELD);
+    fields.delete(TOUCHED_FIELD);
     // No creation time: no such key, or the remains of a session that was destroyed or expired while
     // another request was saving changes to it. Either way the session has ended.
     if (!(created > 0)) return Session.empty();
@@ -239,13 +272,25 @@ export class RedisStore implements SessionStore {
       return Session.empty(); // not written by this store: never adopt it
     }
     const session = new Session(data);
-    this.stored.set(session, { id, fields, created });
+    this.stored.set(session, { id, fields, created, touched });
     return session;
   }
 
+  /**
+   * Whether a stored session's cookie is issued again and its TTL slid (with the touch time): once
+   * `touchAfter` has passed since it last was, or when the browser's cookie is signed with an
+   * older secret. Otherwise the browser's cookie and the key's TTL still run from the last touch.
+   */
+  private needsTouch(stored: Stored, now: number, ctx: SessionContext): boolean {
+    // A touch time in the future comes from an app instance whose clock is ahead: rather than wait
+    // for this clock to catch up (the session could expire meanwhile), touch now.
+    const elapsed = now - stored.touched;
+    return elapsed >= this.touchAfter || elapsed < 0 || !this.cookie.isCurrent(ctx.cookies, stored.id);
+  }
+
   /** The session's remaining life from now, in whole ms (PEXPIRE takes integers): the idle timeout, cut short by the absolute timeout. */
-  private lifetime(created: number): number {
-    return Math.ceil(Math.max(0, remainingLife(created, this.maxAge, this.absoluteTimeout, Date.now())));
+  private lifetime(created: number, now: number): number {
+    return Math.ceil(Math.max(0, remainingLife(created, this.maxAge, this.absoluteTimeout, now)));
   }
 
   /**

@@ -44,11 +44,21 @@ export class SignedIdCookie {
     return undefined;
   }
 
+  /**
+   * `true` when the request's cookie already is the one `issue` would give for `id`: signed with
+   * the first secret. A store re-issues a cookie signed with an older secret (rotation) even when
+   * it would not re-issue it yet otherwise. (A value pushed out of the cache of verified values
+   * just counts as not current: it is re-issued, which costs a Set-Cookie and nothing else.)
+   */
+  isCurrent(cookies: Record<string, string>, id: string): boolean {
+    const value = cookies[this.settings.name];
+    return value !== undefined && this.verified.get(value) === id;
+  }
+
   /** The cookie for `id`, signed with the first secret (the browser's own value when it already is). */
   issue(req: IncomingMessage, id: string, maxAge: number, cookies: Record<string, string>): Cookie {
-    const current = cookies[this.settings.name];
-    let value = current !== undefined && this.verified.get(current) === id ? current : undefined;
-    if (value === undefined) {
+    let value = cookies[this.settings.name];
+    if (!this.isCurrent(cookies, id)) {
       value = sign(id, this.secrets[0]);
       this.verified.set(value, id);
     }

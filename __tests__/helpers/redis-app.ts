@@ -132,6 +132,7 @@ export interface Raw {
   pTTL(key: string): Promise<number>;
   exists(key: string): Promise<number>;
   hSet(key: string, field: string, value: string): Promise<number>;
+  hDel(key: string, field: string): Promise<number>;
   set(key: string, value: string): Promise<unknown>;
   pExpire(key: string, ms: number): Promise<unknown>;
   del(key: string): Promise<number>;

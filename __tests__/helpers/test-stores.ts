@@ -15,7 +15,8 @@ export function cookieStore(): CookieStore {
 }
 
 export function memoryStore(): MemoryStore {
-  return new MemoryStore({ secret: SECRET });
+  // touchAfter 0: the response-path tests expect the id cookie on every response that saves.
+  return new MemoryStore({ secret: SECRET, touchAfter: 0 });
 }
 
 /** Resolves after `ms` milliseconds (`0`: on the next turn of the event loop). */
