@@ -3,7 +3,7 @@ import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
 import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
 import { checkKeys, resolveBoolean } from "./options";
-import { holdHeaders } from "./response-hook";
+import { type HeaderHold, holdHeaders } from "./response-hook";
 import { Session } from "./session";
 import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
 
@@ -58,16 +58,16 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
   return middleware;
 }
 
-/** One request's session: loads it at most once, hooks the response on first read. */
-class RequestSession {
+/** One request's session: loads it at most once, hooks the response on first read (it is the response's HeaderHold). */
+class RequestSession implements HeaderHold {
   private session: Session | undefined;
   private loading: Promise<Session> | undefined;
   private ctx: SessionContext | undefined;
   private hooked = false;
   /** JSON of the session when it was saved before the headers left (streaming responses). */
   private savedJson: string | undefined;
-  /** Cookie values the browser keeps after this response's headers, by name (`undefined`: expired). */
-  private readonly sent = new Map<string, string | undefined>();
+  /** Cookie values the browser keeps after this response's headers, by name (`undefined`: expired); made when the first is sent. */
+  private sent: Map<string, string | undefined> | undefined = undefined;
 
   constructor(
     private readonly store: SessionStore,
@@ -158,45 +158,48 @@ class RequestSession {
     if (this.res.headersSent) {
       // Read for the first time after the headers left: save changes made from now on at the end.
       this.savedJson = JSON.stringify(this.session);
-      this.res.once("finish", () => void this.saveLate());
+      this.res.once("finish", () => void this.finish());
       return;
     }
-    holdHeaders(this.res, {
-      prepare: (final) => this.save(final),
-      fail: (err) => this.next(err),
-      finish: () => this.saveLate(),
-    });
+    // This object is the hold itself (prepare / fail / finish below): no closures per request.
+    holdHeaders(this.res, this);
   }
 
   /**
-   * Before the headers: dump unless the session is new and empty; returns Set-Cookie values.
-   * `Vary` is set here, not at the first read, so a handler's own `Vary` cannot replace it.
+   * HeaderHold: before the headers, dump unless the session is new and empty; returns the
+   * Set-Cookie values. `Vary` is set here, not at the first read, so a handler's own `Vary`
+   * cannot replace it.
    */
-  private save(final: boolean): string[] | Promise<string[]> {
+  prepare(final: boolean): string[] | Promise<string[]> {
     const session = this.session as Session;
-    vary(this.res, "Cookie");
+    addVaryCookie(this.res);
     if (isNewAndEmpty(session)) return [];
     if (!final) this.savedJson = JSON.stringify(session);
     const dumped = this.store.dump(session, this.context());
     return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.serialize(c)) : this.serialize(dumped);
   }
 
+  /** HeaderHold: dumping failed before the headers; Express's error handling answers. */
+  fail(err: unknown): void {
+    this.next(err);
+  }
+
   private serialize(dumped: Cookie | Cookie[]): string[] {
     const cookies = Array.isArray(dumped) ? dumped : [dumped];
     const headers = new Array<string>(cookies.length);
     for (let i = 0; i < cookies.length; i++) {
-      this.sent.set(cookies[i].name, cookies[i].isExpired ? undefined : cookies[i].value);
+      (this.sent ??= new Map()).set(cookies[i].name, cookies[i].isExpired ? undefined : cookies[i].value);
       headers[i] = cookies[i].serialize();
     }
     return headers;
   }
 
   /**
-   * After the headers left: if the session changed since it was saved, dump it again.
-   * A store that keeps data server-side saves it; a cookie that would have had to
+   * HeaderHold, after the headers left: if the session changed since it was saved, dump it
+   * again. A store that keeps data server-side saves it; a cookie that would have had to
    * change is reported through `onLostChange`, never dropped silently. Never throws.
    */
-  private saveLate(): void | Promise<void> {
+  finish(): void | Promise<void> {
     const session = this.session as Session;
     let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
     try {
@@ -218,7 +221,8 @@ class RequestSession {
   private checkLate(dumped: Cookie | Cookie[]): void {
     const ctx = this.context();
     for (const cookie of Array.isArray(dumped) ? dumped : [dumped]) {
-      const known = this.sent.has(cookie.name) ? this.sent.get(cookie.name) : ctx.cookies[cookie.name];
+      const sent = this.sent;
+      const known = sent !== undefined && sent.has(cookie.name) ? sent.get(cookie.name) : ctx.cookies[cookie.name];
       if (cookie.isExpired ? known === undefined : known === cookie.value) continue;
       this.reportLost(undefined);
       return;
@@ -234,6 +238,12 @@ class RequestSession {
     if (cause !== undefined) (err as { cause?: unknown }).cause = cause;
     this.onLostChange(err, this.req);
   }
+}
+
+/** `Vary: Cookie`, added to whatever `Vary` the handler set (the `vary` package merges; most responses have none yet). */
+function addVaryCookie(res: ServerResponse): void {
+  if (res.getHeader("Vary") === undefined) res.setHeader("Vary", "Cookie");
+  else vary(res, "Cookie");
 }
 
 /** Created on this request and still holding nothing: never saved (SPEC §3.3). */

@@ -5,8 +5,8 @@
  * that saves over the network the cookie (and the promise that the session is saved) is
  * only known once `dump` has finished. Node writes the headers on the first `writeHead`,
  * `write`, `end` or `flushHeaders`, so those four methods are wrapped, once, on
- * ServerResponse.prototype; a response whose session was read is registered in `holds`, and
- * every other response passes straight through. For a held response the first of the four
+ * ServerResponse.prototype; a response whose session was read carries its `Hold` under a
+ * registered symbol, and every other response passes straight through. For a held response the first of the four
  * calls starts `prepare` (which runs `dump`):
  *
  * - If `prepare` answers synchronously (cookie and memory stores), its cookies are added
@@ -56,23 +56,29 @@ interface Interceptor {
 }
 
 /**
- * The responses being held, with their state (responses not in it pass straight through), and
- * Node's own methods. Kept on ServerResponse.prototype under a registered symbol, so that
- * several copies of this package in one process (or jest's module registries) share one map
- * and one set of wrappers.
+ * A held response keeps its state under this symbol (a response without it passes straight
+ * through). A plain property, not a WeakMap from response to state: the WeakMap's entries
+ * (each value holding its key) cost about 80k instructions per request under callgrind, most
+ * of it in the garbage collector. Registered, so several copies of this package in one
+ * process (or jest's module registries) share it; "v2" because v1 kept a WeakMap.
  */
+const HOLD = Symbol.for("sessionbox.response-hold.v2");
+type Holding = ServerResponse & { [HOLD]?: Interceptor };
+
+/** Node's own methods, kept on ServerResponse.prototype under a registered symbol with the wrappers. */
 interface Shared {
-  holds: WeakMap<ServerResponse, Interceptor>;
   /** `write`, `end`, `flushHeaders` of OutgoingMessage.prototype, `writeHead` of ServerResponse.prototype. */
   original: Record<Method, Fn>;
 }
-const SHARED = Symbol.for("sessionbox.response-hook");
-const { holds, original } = install();
+const SHARED = Symbol.for("sessionbox.response-hook.v2");
+const { original } = install();
 
 /** Makes `hold.prepare` complete before the headers of `res` are written. */
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): void {
-  holds.set(res, new Hold(res, hold));
+  (res as Holding)[HOLD] = new Hold(res, hold);
 }
+
+const NO_COOKIES: string[] = [];
 
 /** One response's hold: the queue of calls made while `prepare` (or `finish`) is pending. */
 class Hold {
@@ -83,9 +89,10 @@ class Hold {
   private phase: "open" | "holding" | "failed" | "released" = "open";
   /** Set when the headers left before `end`: `finish` is owed at `end`. */
   private streamed = false;
-  private queue: Call[] = [];
+  /** Calls made while holding, in order (allocated when the first one is). */
+  private queue: Call[] | undefined = undefined;
   private owesDrain = false;
-  private cookies: string[] = [];
+  private cookies: string[] = NO_COOKIES;
 
   constructor(
     private readonly res: ServerResponse,
@@ -151,7 +158,7 @@ class Hold {
   }
 
   private enqueue(method: Method, args: unknown[], held: unknown): unknown {
-    this.queue.push([method, args]);
+    (this.queue ??= []).push([method, args]);
     if (method === "write") this.owesDrain = true;
     return held;
   }
@@ -165,8 +172,8 @@ class Hold {
   /** Replays the queue through `intercept`, so a queued `end` after writes still runs `finish`. */
   private release(): void {
     this.phase = "released";
-    const calls = this.queue;
-    this.queue = [];
+    const calls = this.queue ?? [];
+    this.queue = undefined;
     let lastWrite = true;
     let ended = false;
     try {
@@ -187,7 +194,7 @@ class Hold {
   }
 
   private drop(err: unknown): void {
-    this.queue = [];
+    this.queue = undefined;
     this.owesDrain = false;
     this.streamed = false;
     this.phase = "failed";
@@ -210,7 +217,7 @@ function install(): Shared {
   const proto = ServerResponse.prototype as unknown as Record<Method, Fn> & { [SHARED]?: Shared };
   const existing = proto[SHARED];
   if (existing !== undefined) return existing;
-  const shared: Shared = { holds: new WeakMap(), original: {} as Record<Method, Fn> };
+  const shared: Shared = { original: {} as Record<Method, Fn> };
   Object.defineProperty(proto, SHARED, { value: shared });
   for (const method of ["writeHead", "write", "end", "flushHeaders"] as const) {
     const node = proto[method];
@@ -220,8 +227,8 @@ function install(): Shared {
       configurable: true,
       writable: true,
       value: {
-        [method](this: ServerResponse, ...args: unknown[]): unknown {
-          const state = shared.holds.get(this);
+        [method](this: Holding, ...args: unknown[]): unknown {
+          const state = this[HOLD];
           if (state === undefined) return node.apply(this, args);
           return state.intercept(method, args, held === null ? this : held);
         },
