@@ -5,7 +5,7 @@ import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
-import { Session } from "./session";
+import { keepOnSession, Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
 export interface CookieStoreOptions {
@@ -130,7 +130,7 @@ export class CookieStore implements SessionStore {
     if (now - loaded.touched > this.maxAge) return Session.empty();
     if (pastAbsoluteTimeout(loaded.created, this.absoluteTimeout, now)) return Session.empty();
     const session = new Session(data);
-    (session as Loading)[LOADED] = loaded;
+    keepOnSession(session, LOADED, loaded);
     return session;
   }
 

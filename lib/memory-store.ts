@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie, CookieOptions } from "./cookie";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { Session } from "./session";
+import { keepOnSession, Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -30,6 +30,14 @@ export interface MemoryStoreOptions {
 const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"] as const;
 const DAY = 86_400_000;
 
+/**
+ * The fields a session had when it was loaded (to write only what changed), kept on the session
+ * under a symbol (out of its keys and JSON): cheaper than a WeakMap from session to fields,
+ * whose entries the garbage collector has to trace.
+ */
+const LOADED = Symbol("MemoryStore loaded");
+type Loading = Session & { [LOADED]?: Map<string, string> };
+
 /** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
 interface Entry {
   fields: Map<string, string>;
@@ -50,8 +58,6 @@ export class MemoryStore implements SessionStore {
   readonly touchAfter: number;
   private readonly cookie: SignedIdCookie;
   private readonly cache: LRUCache<string, Entry>;
-  /** The fields each loaded session had, to write only what changed. */
-  private readonly loaded = new WeakMap<Session, Map<string, string>>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const owner = "MemoryStore";
@@ -80,9 +86,12 @@ export class MemoryStore implements SessionStore {
       this.cache.delete(id);
       return Session.empty();
     }
-    const data = Object.fromEntries(Array.from(entry.fields, ([key, json]) => [key, JSON.parse(json)]));
-    const session = new Session({ ...data, id });
-    this.loaded.set(session, new Map(entry.fields));
+    const data: { id: string } & Record<string, unknown> = Object.create(null);
+    for (const [key, json] of entry.fields) data[key] = JSON.parse(json);
+    data.id = id;
+    const session = new Session(data);
+    // The fields as loaded: writes replace entry.fields with a changed copy, never change this one.
+    keepOnSession(session, LOADED, entry.fields);
     return session;
   }
 
@@ -101,7 +110,7 @@ export class MemoryStore implements SessionStore {
     // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
     const current = loadedId === id ? this.cache.get(id) : undefined;
     const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now };
-    this.write(session, entry, current && this.loaded.get(session));
+    this.write(session, entry, current && (session as Loading)[LOADED]);
     if (current !== undefined && !this.needsTouch(current, id, now, ctx)) return [];
     entry.touched = now;
     this.cache.set(id, entry);
@@ -118,15 +127,22 @@ export class MemoryStore implements SessionStore {
     return now - entry.touched >= this.touchAfter || !this.cookie.isCurrent(ctx.cookies, id);
   }
 
-  /** Writes into `entry` the fields that differ from what was loaded (`before`; all of them for a new entry). */
+  /**
+   * Writes into `entry` the fields that differ from what was loaded (`before`; all of them for a
+   * new entry). Copy on write: the first change replaces `entry.fields` with a changed copy, so
+   * the Map a request loaded stays as it was loaded.
+   */
   private write(session: Session, entry: Entry, before: Map<string, string> | undefined): void {
+    let copy: Map<string, string> | undefined;
+    const change = () => (copy ??= entry.fields = new Map(entry.fields));
     for (const key of Object.keys(session)) {
       if (key === "id") continue;
       const json = JSON.stringify(session[key]);
-      if (json === undefined) entry.fields.delete(key);
-      else if (before?.get(key) !== json) entry.fields.set(key, json);
+      if (json === undefined) {
+        if (entry.fields.has(key)) change().delete(key);
+      } else if (before?.get(key) !== json) change().set(key, json);
     }
-    if (before) for (const key of before.keys()) if (!(key in session)) entry.fields.delete(key);
+    if (before) for (const key of before.keys()) if (!(key in session) && entry.fields.has(key)) change().delete(key);
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie, CookieOptions } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { Session } from "./session";
+import { keepOnSession, Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -76,6 +76,14 @@ interface Stored {
   touched: number;
 }
 
+/**
+ * What the store knows is stored for a session, kept on the session under a symbol (out of its
+ * keys and JSON): cheaper than a WeakMap from session to it, whose entries the garbage collector
+ * has to trace.
+ */
+const STORED = Symbol("RedisStore stored");
+type Storing = Session & { [STORED]?: Stored };
+
 /** One code path per operation, whatever the client: one command, or several in one MULTI/EXEC. */
 interface Backend {
   send(key: string, args: string[]): Promise<unknown>;
@@ -128,7 +136,6 @@ export class RedisStore implements SessionStore {
   private lastError: Error | undefined;
   /** Pending until the owned client first connects: commands wait for it (bounded by `timeout`). */
   private connecting: Promise<unknown> | undefined;
-  private readonly stored = new WeakMap<Session, Stored>();
 
   constructor(options: RedisStoreOptions) {
     checkKeys(options, OPTIONS, OWNER);
@@ -190,14 +197,14 @@ export class RedisStore implements SessionStore {
    * TTL; or, for a session whose cookie is still fresh (see `needsTouch`), no cookie (`[]`), and no
    * Redis command at all when nothing changed either.
    */
-  dump(session: Session, ctx: SessionContext): Promise<Cookie | Cookie[]> {
+  dump(session: Session, ctx: SessionContext): Cookie[] | Promise<Cookie | Cookie[]> {
     const id = session.id;
-    const stored = this.stored.get(session);
+    const stored = (session as Storing)[STORED];
     const oldKey = stored !== undefined && stored.id !== id ? this.prefix + stored.id : undefined;
     if (Session.stateOf(session).destroyed && Session.isEmpty(session)) {
       const deleted = oldKey === undefined ? Promise.resolve() : this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]));
       return deleted.then(() => {
-        this.stored.delete(session);
+        keepOnSession(session, STORED, undefined);
         return this.cookie.expire(ctx.req);
       });
     }
@@ -217,7 +224,8 @@ export class RedisStore implements SessionStore {
     }
     const removed = [...before.keys()].filter((name) => !fields.has(name));
     const touch = same === undefined || this.needsTouch(same, now, ctx);
-    if (!touch && set.length === 0 && removed.length === 0) return Promise.resolve([]);
+    // Nothing to send: answer synchronously, so the response is not held for a tick.
+    if (!touch && set.length === 0 && removed.length === 0) return [];
     if (touch) set.push(TOUCHED_FIELD, String(now));
     const touched = touch ? now : (same as Stored).touched;
     const ttl = this.lifetime(created, now);
@@ -236,7 +244,7 @@ export class RedisStore implements SessionStore {
     // The old key is deleted alongside, not inside the MULTI: in a cluster it lives in another slot.
     const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]))]);
     return work.then(() => {
-      this.stored.set(session, { id, fields, created, touched });
+      keepOnSession(session, STORED, { id, fields, created, touched });
       return touch ? this.cookie.issue(ctx.req, id, ttl, ctx.cookies) : [];
     });
   }
@@ -272,7 +280,7 @@ export class RedisStore implements SessionStore {
       return Session.empty(); // not written by this store: never adopt it
     }
     const session = new Session(data);
-    this.stored.set(session, { id, fields, created, touched });
+    keepOnSession(session, STORED, { id, fields, created, touched });
     return session;
   }
 
@@ -299,17 +307,20 @@ export class RedisStore implements SessionStore {
    * AbortSignal support can corrupt the client's command queue when queued commands are aborted.)
    */
   private run<T>(doing: "load" | "save", command: string, op: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(this.unavailable(doing, `Redis did not answer ${command} within ${this.timeout} ms`, undefined));
-      }, this.timeout);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.unavailable(doing, `Redis did not answer ${command} within ${this.timeout} ms`, undefined)), this.timeout);
+      const failed = (err: unknown) => {
+        clearTimeout(timer);
+        reject(this.unavailable(doing, `Redis failed ${command}: ${reason(err)}`, err));
+      };
+      const done = (value: T) => {
+        clearTimeout(timer);
+        resolve(value);
+      };
+      // A settled promise ignores later calls: a reply after the timeout is dropped, never unhandled.
+      if (this.connecting === undefined) call(op, done, failed);
+      else this.connecting.then(() => call(op, done, failed));
     });
-    const start = this.connecting === undefined ? Promise.resolve() : this.connecting;
-    const work = start.then(op).catch((err: unknown) => {
-      throw this.unavailable(doing, `Redis failed ${command}: ${reason(err)}`, err);
-    });
-    return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
   }
 
   private unavailable(doing: "load" | "save", what: string, cause: unknown): SessionStoreUnavailableError {
@@ -320,6 +331,18 @@ export class RedisStore implements SessionStore {
       { cause },
     );
   }
+}
+
+/** Runs `op`, sending its result or failure (thrown or rejected) to the callbacks. */
+function call<T>(op: () => Promise<T>, done: (value: T) => void, failed: (err: unknown) => void): void {
+  let pending: Promise<T>;
+  try {
+    pending = op();
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  pending.then(done, failed);
 }
 
 /** The adapter for a client, recognised by its shape. */

@@ -53,6 +53,8 @@ type Fn = (this: ServerResponse, ...args: unknown[]) => unknown;
 /** What the wrappers need of a held response's state (whichever copy of this package made it). */
 interface Interceptor {
   intercept(method: Method, args: unknown[], held: unknown): unknown;
+  /** `true` while calls are queued: `res.headersSent` answers `true` then. */
+  readonly holding: boolean;
 }
 
 /**
@@ -99,6 +101,10 @@ class Hold {
     private readonly hold: HeaderHold,
   ) {}
 
+  get holding(): boolean {
+    return this.phase === "holding";
+  }
+
   intercept(method: Method, args: unknown[], held: unknown): unknown {
     if (this.phase === "released") {
       return method === "end" && this.streamed && !this.res.writableEnded ? this.finishThenEnd(args) : this.call(method, args);
@@ -130,15 +136,10 @@ class Hold {
       this.phase = "released";
       return this.call(method, args);
     }
+    // From here `res.headersSent` is true (see install): to the application the headers left
+    // with the first held call, so an error handler that checks must not start a second
+    // response, which the replay would splice into the first.
     this.phase = "holding";
-    // To the application the headers left with the first held call: an error handler that
-    // checks must not start a second response, which the replay would splice into the first.
-    // (Defined only here: defineProperty is a slow path, and sync stores never hold.)
-    const proto = Object.getPrototypeOf(this.res) as object;
-    Object.defineProperty(this.res, "headersSent", {
-      configurable: true,
-      get: () => this.phase === "holding" || (Reflect.get(proto, "headersSent", this.res) as boolean),
-    });
     // settle only throws when the headers were sent behind our back (setHeader refuses).
     Promise.resolve(result)
       .then((cookies) => this.settle(cookies))
@@ -235,7 +236,26 @@ function install(): Shared {
       }[method],
     });
   }
+  // `headersSent` (a getter on OutgoingMessage.prototype) answers `true` while a response is held.
+  // Defined once here: defining it on each held response is a slow path for V8.
+  const sent = findGetter(proto, "headersSent");
+  Object.defineProperty(proto, "headersSent", {
+    configurable: true,
+    enumerable: true,
+    get(this: Holding): boolean {
+      return this[HOLD]?.holding === true || sent.call(this);
+    },
+  });
   return shared;
+}
+
+/** The getter of `name` found first along the prototype chain from `proto`. */
+function findGetter(proto: object, name: string): (this: unknown) => boolean {
+  for (let o: object | null = proto; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const own = Object.getOwnPropertyDescriptor(o, name);
+    if (own?.get !== undefined) return own.get as (this: unknown) => boolean;
+  }
+  throw new Error(`sessionbox: ServerResponse has no ${name} getter in this Node version`);
 }
 
 /** Appends `cookies` to the `Set-Cookie` header already on `res` (from `res.cookie()` and the like). */

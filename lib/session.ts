@@ -108,6 +108,15 @@ export class Session {
   }
 }
 
+/**
+ * Keeps a store's own bookkeeping on a session under `key`: non-enumerable, so it stays out of
+ * the session's keys, JSON, spreads and `Object.assign` copies. (Cheaper per request than a
+ * WeakMap from session to bookkeeping, whose entries the garbage collector has to trace.)
+ */
+export function keepOnSession(session: Session, key: symbol, value: unknown): void {
+  Object.defineProperty(session, key, { value, writable: true, configurable: true, enumerable: false });
+}
+
 // `session.__proto__ = value` would otherwise swap the session's prototype: code such as
 // `Object.assign(req.session, req.body)` with a JSON body holding "__proto__" would then lose
 // regenerate()/destroy() and expose the attacker's object's keys through the session.
