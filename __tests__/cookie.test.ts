@@ -109,6 +109,41 @@ describe("isSecureRequest", () => {
   });
 });
 
+describe("CookieSettings.make: attribute text serialized once", () => {
+  // make() assembles Set-Cookie from attribute text that `cookie` serialized at construction;
+  // whatever the settings, it must equal the general path (the `cookie` package, per cookie).
+  const settingsCases: [string, CookieOptions][] = [
+    ["session", {}],
+    ["sid", { domain: "example.com", path: "/app", sameSite: "strict", httpOnly: false }],
+    ["sid", { sameSite: "none", secure: true, partitioned: true, priority: "high" }],
+    ["sid", { sameSite: false, secure: false, priority: "low" }],
+    ["__Host-sid", {}],
+    ["__Secure-sid", { domain: "example.com" }],
+  ];
+  const values = ["AbC-_09", "s:5f0c8a52-3c1e-4d0b-9a57-2a1f7c3e9b10.Xy+/z", "~3~abc", "needs encoding ;,"];
+  const maxAges = [0, 999, 1500, 86_400_000, 7 * 86_400_000 - 1];
+
+  it.each(settingsCases)("cookie %s with %j gives the cookie package's text", (name, options) => {
+    const settings = new CookieSettings(name, options, "test");
+    for (const secure of [false, true]) {
+      const req = fakeRequest({}, { socket: { encrypted: secure } });
+      for (const value of values) {
+        for (const maxAge of maxAges) {
+          const made = settings.make(req, value, maxAge);
+          const general = new Cookie(made.name, made.value, made.attributes).serialize();
+          expect(made.serialize()).toBe(general);
+        }
+      }
+    }
+  });
+
+  it("takes the general path for an unusual Max-Age", () => {
+    const settings = new CookieSettings("session", {}, "test");
+    expect(settings.make(fakeRequest(), "v", undefined).serialize()).toBe("session=v; Path=/; HttpOnly; SameSite=Lax");
+    expect(() => settings.make(fakeRequest(), "v", Number.NaN).serialize()).toThrow(/maxAge/);
+  });
+});
+
 describe("CookieSettings defaults through Express", () => {
   let server: Server;
   let app: express.Express;

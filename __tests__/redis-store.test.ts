@@ -37,7 +37,7 @@ const MINUTE = 60_000;
 const TOUCH_AFTER = 6_000;
 
 /** The commands that change data: none of them may run for a read within touchAfter. */
-const WRITES = ["hset", "hdel", "del", "pexpire", "expire", "multi", "exec", "set"];
+const WRITES = ["hset", "hdel", "del", "pexpire", "expire", "multi", "exec", "set", "evalsha", "eval"];
 
 /** Calls of write commands between two `stats()` readings. */
 function writesBetween(before: Record<string, number>, after: Record<string, number>): number {
@@ -137,7 +137,7 @@ describeRedis("RedisStore", () => {
       expect((await raw.hGetAll(key))[TOUCHED_FIELD]).toBe(touched);
     });
 
-    it("touches an unchanged session once touchAfter has passed: HSET of the touch time and PEXPIRE in one MULTI, and the cookie again", async () => {
+    it("touches an unchanged session once touchAfter has passed: HSET of the touch time and PEXPIRE in one save script (EVALSHA), and the cookie again", async () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann" });
       const key = `app1:${browser.id}`;
@@ -152,7 +152,7 @@ describeRedis("RedisStore", () => {
       expect(setCookies(res)).toHaveLength(1);
       expect(setCookies(res)[0]).toMatch(/^session=[^;]+; Max-Age=60; Path=\/; HttpOnly; SameSite=Lax$/);
       expect(delta(before, after, "hgetall")).toBe(1);
-      for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1], ["hdel", 0], ["del", 0]] as const) {
+      for (const [command, calls] of [["evalsha", 1], ["hset", 1], ["pexpire", 1], ["multi", 0], ["hdel", 0], ["del", 0]] as const) {
         expect([command, delta(before, after, command)]).toEqual([command, calls]);
       }
       expect(await raw.pTTL(key)).toBeGreaterThan(MINUTE - 5_000);
@@ -176,7 +176,7 @@ describeRedis("RedisStore", () => {
       expect(Number((await raw.hGetAll(key))[TOUCHED_FIELD])).toBeGreaterThan(0);
     });
 
-    it("writes only the changed fields, in one MULTI with the TTL; within touchAfter with no Set-Cookie", async () => {
+    it("writes only the changed fields, in one save script (EVALSHA) with the TTL; within touchAfter with no Set-Cookie", async () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann", theme: "dark" });
       const key = `app1:${browser.id}`;
@@ -188,8 +188,8 @@ describeRedis("RedisStore", () => {
       const res = await browser.post("/set", { cart: [7] });
       const after = await stats();
       expect(setCookies(res)).toEqual([]);
-      expect(delta(before, after, "multi")).toBe(1);
-      expect(delta(before, after, "exec")).toBe(1);
+      expect(delta(before, after, "evalsha")).toBe(1);
+      expect(delta(before, after, "multi")).toBe(0);
       expect(delta(before, after, "hset")).toBe(1);
       expect(delta(before, after, "pexpire")).toBe(1);
       // The TTL is set on every write (a hash this save recreated must not live forever).
@@ -199,7 +199,7 @@ describeRedis("RedisStore", () => {
       expect((await browser.get("/get")).body).toEqual({ id: browser.id, user: "ann", theme: "light", cart: [7] });
     });
 
-    it("re-issues the cookie with a write once touchAfter has passed, and records the touch in the same MULTI", async () => {
+    it("re-issues the cookie with a write once touchAfter has passed, and records the touch in the same save script", async () => {
       const browser = new Browser(app.url);
       await browser.post("/set", { user: "ann" });
       const key = `app1:${browser.id}`;
@@ -210,7 +210,7 @@ describeRedis("RedisStore", () => {
       const after = await stats();
       expect(setCookies(res)).toHaveLength(1);
       expect(setCookies(res)[0]).toMatch(/Max-Age=60;/);
-      for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1]] as const) {
+      for (const [command, calls] of [["evalsha", 1], ["hset", 1], ["pexpire", 1], ["multi", 0]] as const) {
         expect([command, delta(before, after, command)]).toEqual([command, calls]);
       }
       const stored = await raw.hGetAll(key);
@@ -280,7 +280,7 @@ describeRedis("RedisStore", () => {
         browser.url = served.url;
         const res = await browser.post("/");
         expect(res.status).toBe(503);
-        expect(res.text).toMatch(/^error: RedisStore could not save the session .*: Redis failed MULTI HSET\+PEXPIRE EXEC: .*WRONGTYPE/);
+        expect(res.text).toMatch(/^error: RedisStore could not save the session .*: Redis failed the save script \(HDEL\/HSET\/PEXPIRE\): .*WRONGTYPE/);
       } finally {
         await served.close();
       }
@@ -400,7 +400,7 @@ describeRedis("RedisStore", () => {
         expect(later.body).toEqual({ id: browser.id, user: "ann" });
         expect(setCookies(later)).toHaveLength(1);
         expect(setCookies(later)[0]).toMatch(/^session=[^;]+; Max-Age=4; /);
-        for (const [command, calls] of [["multi", 1], ["hset", 1], ["pexpire", 1], ["exec", 1]] as const) {
+        for (const [command, calls] of [["evalsha", 1], ["hset", 1], ["pexpire", 1], ["multi", 0]] as const) {
           expect([command, delta(before, after, command)]).toEqual([command, calls]);
         }
         expect(await raw.pTTL(key)).toBeGreaterThan(3_000);
@@ -570,6 +570,35 @@ describeRedis("RedisStore", () => {
       expect(Number(stored[TOUCHED_FIELD])).toBeGreaterThan(0);
       const loaded = await store.load(ctx({ [cookie.name]: cookie.value }));
       expect({ ...loaded }).toEqual({ id: session.id, user: "ann" });
+    });
+
+    it("leaves nothing behind when a save races a destroy: the session stays gone, the key absent", async () => {
+      const session = Session.empty();
+      session.user = "ann";
+      const cookie = only(await store.dump(session, ctx()));
+      const loaded = (await store.load(ctx({ [cookie.name]: cookie.value }))) as Session;
+      await raw.del(`direct:${session.id}`); // another request's destroy(), or the TTL running out
+      loaded.cart = [1];
+      await store.dump(loaded, ctx({ [cookie.name]: cookie.value }));
+      expect(await raw.exists(`direct:${session.id}`)).toBe(0);
+      const reloaded = await store.load(ctx({ [cookie.name]: cookie.value }));
+      expect(reloaded.id).not.toBe(session.id);
+    });
+
+    it("saves on a Redis that lost its script cache (restart, SCRIPT FLUSH): one NOSCRIPT, then EVAL, then EVALSHA again", async () => {
+      await server.cli("SCRIPT", "FLUSH");
+      const before = await server.stats();
+      const first = Session.empty();
+      first.user = "ann";
+      only(await store.dump(first, ctx()));
+      const second = Session.empty();
+      second.user = "bob";
+      only(await store.dump(second, ctx()));
+      const after = await server.stats();
+      expect(delta(before, after, "eval")).toBe(1);
+      expect(delta(before, after, "evalsha")).toBe(2); // the refused one, counted as failed, and the second save
+      expect((await raw.hGetAll(`direct:${first.id}`)).user).toBe('"ann"');
+      expect((await raw.hGetAll(`direct:${second.id}`)).user).toBe('"bob"');
     });
 
     it("expires the cookie of a destroyed session it never saved, without a Redis command", async () => {

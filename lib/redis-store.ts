@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie, CookieOptions } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
@@ -65,6 +66,25 @@ export const CREATED_FIELD = "\0created";
  */
 export const TOUCHED_FIELD = "\0touched";
 
+/**
+ * A save, as one Lua script that Redis runs atomically: one command per save instead of
+ * MULTI / HDEL / HSET / PEXPIRE / EXEC, which cost the client about 5 µs more per save.
+ * KEYS[1]: the session's hash. ARGV[1]: its TTL in ms. ARGV[2]: "1" when the session is new
+ * here (created or regenerated on this request: written whole), else "0". ARGV[3]: n, the
+ * number of fields to delete; ARGV[4 .. 3 + n]: their names; the rest: field, value pairs to set.
+ * A session that is not new, and whose hash has no creation time, ended while this request ran
+ * (destroyed, or expired): the script writes nothing, so no remains are left behind. Arguments
+ * go to HDEL/HSET 4000 at a time (Lua's unpack has a limit).
+ */
+const SAVE_SCRIPT = `local key = KEYS[1]
+if ARGV[2] ~= '1' and redis.call('HEXISTS', key, string.char(0) .. 'created') == 0 then return 0 end
+local last = 3 + tonumber(ARGV[3])
+for i = 4, last, 4000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 3999, last))) end
+for i = last + 1, #ARGV, 4000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 3999, #ARGV))) end
+redis.call('PEXPIRE', key, ARGV[1])
+return 1`;
+const SAVE_SHA = createHash("sha1").update(SAVE_SCRIPT).digest("hex");
+
 /** What the store knows is in Redis for a session it loaded or saved. */
 interface Stored {
   /** The id it is stored under. */
@@ -84,10 +104,9 @@ interface Stored {
 const STORED = Symbol("RedisStore stored");
 type Storing = Session & { [STORED]?: Stored };
 
-/** One code path per operation, whatever the client: one command, or several in one MULTI/EXEC. */
+/** One code path per operation, whatever the client: every operation is one command on one key. */
 interface Backend {
   send(key: string, args: string[]): Promise<unknown>;
-  transaction(key: string, commands: string[][]): Promise<unknown>;
 }
 
 /** The part of the node-redis client the store owns when it is given a `url`. */
@@ -106,11 +125,11 @@ interface OwnedClient {
  *
  * Layout: a hash at `prefix + id` with one field per session key holding the key's value as
  * JSON, plus `CREATED_FIELD` and `TOUCHED_FIELD`; its TTL follows the session's expiry. Loading
- * is one `HGETALL`; saving is one round trip that writes only the fields this request changed
- * (`HDEL`/`HSET`/`PEXPIRE` in one `MULTI`), so two concurrent requests that change different keys
- * both persist (when both change the same key, the last to save wins). The cookie is re-issued and
- * the TTL slid only every `touchAfter` ms (the touch time is `HSET` in the same `MULTI`): in
- * between, an unchanged session costs no command at all.
+ * is one `HGETALL`; saving is one command (`EVALSHA` of `SAVE_SCRIPT`, atomic) that writes only
+ * the fields this request changed (`HDEL`/`HSET`/`PEXPIRE`), so two concurrent requests that change
+ * different keys both persist (when both change the same key, the last to save wins). The cookie
+ * is re-issued and the TTL slid only every `touchAfter` ms (the touch time is set by the same
+ * script): in between, an unchanged session costs no command at all.
  *
  * Every load and save waits at most `timeout` ms; a stalled, unreachable or failing Redis gives a
  * `SessionStoreUnavailableError` (status 503), and requests succeed again when Redis is back. The
@@ -230,23 +249,21 @@ export class RedisStore implements SessionStore {
     const touched = touch ? now : (same as Stored).touched;
     const ttl = this.lifetime(created, now);
     const key = this.prefix + id;
-    const commands: string[][] = [];
-    if (removed.length > 0) commands.push(["HDEL", key, ...removed]);
-    if (set.length > 0) commands.push(["HSET", key, ...set]);
-    // On every write, touch or not: a hash that this save recreates (racing a destroy or an expiry)
-    // must not live forever. Between touches it only stretches the TTL past the cookie's, harmlessly.
-    commands.push(["PEXPIRE", key, String(ttl)]);
-
-    const names = commands.map(([name]) => name).join("+");
-    const write = this.run("save", commands.length === 1 ? names : `MULTI ${names} EXEC`, () =>
-      commands.length === 1 ? this.backend.send(key, commands[0]) : this.backend.transaction(key, commands),
-    );
-    // The old key is deleted alongside, not inside the MULTI: in a cluster it lives in another slot.
+    // One command: the save script (below) deletes, sets and refreshes the TTL atomically.
+    const args = ["EVALSHA", SAVE_SHA, "1", key, String(ttl), same === undefined ? "1" : "0", String(removed.length), ...removed, ...set];
+    const write = this.run("save", "the save script (HDEL/HSET/PEXPIRE)", () => this.backend.send(key, args).catch((err: unknown) => this.evalOnNoScript(key, args, err)));
+    // The old key is deleted alongside, not inside the script: in a cluster it lives in another slot.
     const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]))]);
     return work.then(() => {
       keepOnSession(session, STORED, { id, fields, created, touched });
       return touch ? this.cookie.issue(ctx.req, id, ttl, ctx.cookies) : [];
     });
+  }
+
+  /** The first save on a Redis that has not cached the script yet (new, restarted, flushed): send the script itself, which caches it. */
+  private evalOnNoScript(key: string, args: string[], err: unknown): Promise<unknown> {
+    if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+    return this.backend.send(key, ["EVAL", SAVE_SCRIPT, ...args.slice(2)]);
   }
 
   /** Releases the client the store created from `url`; a client you passed stays open (it is yours to close). */
@@ -357,63 +374,32 @@ function backendFor(client: RedisClient): Backend {
   );
 }
 
-interface NodeRedisMulti {
-  addCommand(args: string[]): NodeRedisMulti;
-  exec(): Promise<unknown>;
-}
 interface NodeRedis {
   sendCommand(args: string[]): Promise<unknown>;
-  multi(): NodeRedisMulti;
 }
 function nodeRedis(client: NodeRedis): Backend {
-  return {
-    send: (_key, args) => client.sendCommand(args),
-    transaction: (_key, commands) => commands.reduce((multi, args) => multi.addCommand(args), client.multi()).exec(),
-  };
+  return { send: (_key, args) => client.sendCommand(args) };
 }
 
-interface NodeRedisClusterMulti {
-  addCommand(firstKey: string, isReadonly: boolean, args: string[]): NodeRedisClusterMulti;
-  exec(): Promise<unknown>;
-}
 interface NodeRedisCluster {
   sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
-  multi(routing: string): NodeRedisClusterMulti;
 }
 function nodeRedisCluster(cluster: NodeRedisCluster): Backend {
   // Reads go to the masters too: a replica may not have the write the previous response promised.
-  return {
-    send: (key, args) => cluster.sendCommand(key, false, args),
-    transaction: (key, commands) => commands.reduce((multi, args) => multi.addCommand(key, false, args), cluster.multi(key)).exec(),
-  };
+  return { send: (key, args) => cluster.sendCommand(key, false, args) };
 }
 
-interface IoRedisPipeline {
-  call(...args: string[]): IoRedisPipeline;
-  exec(): Promise<[Error | null, unknown][] | null>;
-}
 interface IoRedis {
   call(...args: string[]): Promise<unknown>;
-  multi(): IoRedisPipeline;
 }
-/** ioredis `Redis` and `Cluster` (which routes each command by its key). */
+/** ioredis `Redis` and `Cluster` (which routes each command by its key, EVALSHA's too). */
 function ioredis(client: IoRedis): Backend {
-  return {
-    send: (_key, args) => client.call(...args),
-    transaction: async (_key, commands) => {
-      const results = await commands.reduce((multi, args) => multi.call(...args), client.multi()).exec();
-      // ioredis reports a command that failed inside EXEC in its result, not by rejecting.
-      const failed = (results as [Error | null, unknown][]).find(([err]) => err !== null);
-      if (failed) throw failed[0];
-      return results;
-    },
-  };
+  return { send: (_key, args) => client.call(...args) };
 }
 
-/** What went wrong: node-redis reports a command that failed inside EXEC in `replies`, under a generic message. */
+/** What went wrong, in Redis's words. */
 function reason(err: unknown): string {
-  const replies = (err as { replies?: unknown[] }).replies ?? [];
-  return ((replies.find((reply) => reply instanceof Error) ?? err) as Error).message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** `[field, value]` pairs of an `HGETALL` reply: a flat array (RESP2) or an object (RESP3, ioredis). */
