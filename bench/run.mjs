@@ -9,8 +9,8 @@
 // shows medians.
 //
 // Environment:
-//   BENCH_DURATION  seconds per measured run (default 5)
-//   BENCH_RUNS      measured runs per implementation and route (default 3; medians reported)
+//   BENCH_DURATION  seconds per measured run (default 4)
+//   BENCH_RUNS      measured runs per implementation and route (default 5; medians reported)
 //   BENCH_WARMUP    seconds of warm-up before the first measured run of each implementation
 //                   and route (default 2); the servers stay up, so later runs start warm
 //   BENCH_REWARM    seconds of warm-up before each later run (default 0)
@@ -48,8 +48,8 @@ import { microMarkdown } from "./micro.mjs";
 
 const env = process.env;
 const QUICK = env.BENCH_QUICK === "1";
-const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 1 : 5));
-const RUNS = Number(env.BENCH_RUNS ?? (QUICK ? 1 : 3));
+const DURATION = Number(env.BENCH_DURATION ?? (QUICK ? 1 : 4));
+const RUNS = Number(env.BENCH_RUNS ?? (QUICK ? 1 : 5));
 const WARMUP = Number(env.BENCH_WARMUP ?? (QUICK ? 0.5 : 2));
 const REWARM = Number(env.BENCH_REWARM ?? 0);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);

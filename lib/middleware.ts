@@ -176,7 +176,7 @@ class RequestSession implements HeaderHold {
     if (isNewAndEmpty(session)) return [];
     if (!final) this.savedJson = JSON.stringify(session);
     const dumped = this.store.dump(session, this.context());
-    return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.serialize(c)) : this.serialize(dumped);
+    return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.serialize(c, final)) : this.serialize(dumped, final);
   }
 
   /** HeaderHold: dumping failed before the headers; Express's error handling answers. */
@@ -184,11 +184,13 @@ class RequestSession implements HeaderHold {
     this.next(err);
   }
 
-  private serialize(dumped: Cookie | Cookie[]): string[] {
+  /** The Set-Cookie values; unless `final`, also what the browser will hold, for a late save to compare with. */
+  private serialize(dumped: Cookie | Cookie[], final: boolean): string[] {
+    if (Array.isArray(dumped) && dumped.length === 0) return NO_HEADERS;
     const cookies = Array.isArray(dumped) ? dumped : [dumped];
     const headers = new Array<string>(cookies.length);
     for (let i = 0; i < cookies.length; i++) {
-      (this.sent ??= new Map()).set(cookies[i].name, cookies[i].isExpired ? undefined : cookies[i].value);
+      if (!final) (this.sent ??= new Map()).set(cookies[i].name, cookies[i].isExpired ? undefined : cookies[i].value);
       headers[i] = cookies[i].serialize();
     }
     return headers;
@@ -239,6 +241,8 @@ class RequestSession implements HeaderHold {
     this.onLostChange(err, this.req);
   }
 }
+
+const NO_HEADERS: string[] = [];
 
 /** `Vary: Cookie`, added to whatever `Vary` the handler set (the `vary` package merges; most responses have none yet). */
 function addVaryCookie(res: ServerResponse): void {
