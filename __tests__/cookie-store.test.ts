@@ -330,8 +330,10 @@ describe("CookieStore", () => {
       expect(new CookieStore({ secret: SECRET, absoluteTimeout: null }).absoluteTimeout).toBeNull();
     });
 
-    it("a tiny maxAge gives touchAfter 0 (always re-issue)", () => {
+    it("a tiny maxAge gives touchAfter 0 (always re-issue); 0 can be asked for, as with the other stores", () => {
       expect(new CookieStore({ secret: SECRET, maxAge: 5 }).touchAfter).toBe(0);
+      expect(new CookieStore({ secret: SECRET, touchAfter: 0 }).touchAfter).toBe(0);
+      expect(new CookieStore({ secret: SECRET, touchAfter: "0" } as never).touchAfter).toBe(0);
     });
   });
 });

@@ -4,7 +4,7 @@ import { sign, unsign } from "cookie-signature";
 import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
-import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets } from "./options";
+import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
 import { keepOnSession, Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -27,7 +27,7 @@ export interface CookieStoreOptions {
   absoluteTimeout?: number | null;
   /** Ceiling on the bytes of all session cookies together, as the browser sends them back (at most 1 MiB). Past it, `dump` throws `SessionTooLargeError`. Default 14336. */
   maxSize?: number;
-  /** An unchanged session's cookie is re-issued (sliding the idle timeout) only after this many ms; shorter than maxAge. Default min(60 s, maxAge / 10). */
+  /** An unchanged session's cookie is re-issued (sliding the idle timeout) only after this many ms; shorter than maxAge; `0` re-issues on every request. Default min(60 s, maxAge / 10). */
   touchAfter?: number;
 }
 
@@ -100,12 +100,7 @@ export class CookieStore implements SessionStore {
     if (this.maxSize > MAX_MAX_SIZE) {
       throw new SessionConfigError(`${owner}: maxSize ${this.maxSize} is over ${MAX_MAX_SIZE} bytes, more than browsers keep in cookies; use RedisStore for large sessions`);
     }
-    this.touchAfter = resolveDuration(options.touchAfter, Math.min(60_000, Math.floor(this.maxAge / 10)), "touchAfter", owner) as number;
-    if (this.touchAfter >= this.maxAge) {
-      throw new SessionConfigError(
-        `${owner}: touchAfter (${this.touchAfter} ms) must be shorter than maxAge (${this.maxAge} ms), or an active but unchanged session would expire; lower touchAfter or leave it out`,
-      );
-    }
+    this.touchAfter = resolveTouchAfter(options.touchAfter, this.maxAge, owner);
     this.keys = this.secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
     this.aad = Buffer.from(this.cookie.name);
   }
