@@ -5,9 +5,12 @@
 //   node bench/instructions.mjs                      (after npm run build; needs valgrind)
 //   INSTR_IMPLS=floor,sessionbox-cookie INSTR_ROUTES=read INSTR_N=2000 node bench/instructions.mjs
 //
-// For each implementation it runs `node bench/micro.mjs request IMPL ROUTE N` (N whole
-// requests through the Express app in process, no sockets) under callgrind, and once with
-// N = 0; instructions per request = (I(N) − I(0)) / N. Slow: each run takes about a minute.
+// For each implementation it runs `node --single-threaded bench/micro.mjs request IMPL ROUTE n`
+// (n whole requests through the Express app in process, no sockets) under callgrind, with
+// n = W and n = W + N; instructions per request = (I(W + N) − I(W)) / N, so the first W requests
+// (JIT compilation, caches filling) are left out. --single-threaded keeps V8's compiler and
+// garbage collector on the main thread: with their helper threads the count moved by ±15% from
+// run to run, without them by under 1%. Slow: each run takes about a minute.
 // Redis implementations (e.g. INSTR_IMPLS=sessionbox-redis,express-session+connect-redis)
 // get a private redis-server; their count includes the Redis client's work, not Redis's.
 import { spawnSync } from "node:child_process";
@@ -19,12 +22,13 @@ installCleanup();
 
 const IMPLS = (process.env.INSTR_IMPLS ?? "floor,sessionbox-cookie,sessionbox-cookie-signed,sessionbox-memory,cookie-session,express-session").split(",");
 const ROUTES = (process.env.INSTR_ROUTES ?? "untouched,read,write").split(",");
-const N = Number(process.env.INSTR_N ?? 2000);
+const N = Number(process.env.INSTR_N ?? 3000);
+const W = Number(process.env.INSTR_WARMUP ?? 1000);
 
 function count(impl, route, n) {
   const run = spawnSync(
     "valgrind",
-    ["--tool=callgrind", "--callgrind-out-file=/dev/null", process.execPath, join(BENCH_DIR, "micro.mjs"), "request", impl, route, String(n)],
+    ["--tool=callgrind", "--callgrind-out-file=/dev/null", process.execPath, "--single-threaded", join(BENCH_DIR, "micro.mjs"), "request", impl, route, String(n)],
     { encoding: "utf8", env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}) } },
   );
   if (run.error?.code === "ENOENT") throw new Error("valgrind not found: apt-get install valgrind");
@@ -37,9 +41,8 @@ function count(impl, route, n) {
 const redis = IMPLS.some((impl) => impl.includes("redis")) ? await startRedis() : null;
 const rows = [];
 for (const impl of IMPLS) {
-  const base = count(impl, ROUTES[0], 0);
   for (const route of ROUTES) {
-    const perRequest = (count(impl, route, N) - base) / N;
+    const perRequest = (count(impl, route, W + N) - count(impl, route, W)) / N;
     rows.push({ impl, route, perRequest });
     console.log(`${impl.padEnd(26)} ${route.padEnd(9)} ${Math.round(perRequest).toLocaleString("en-US").padStart(10)} instructions/request`);
   }
@@ -53,6 +56,6 @@ for (const r of rows) {
   );
 }
 redis?.stop();
-const md = `Instructions per request (callgrind, ${N} in-process requests minus start-up, Node ${process.version}):\n\n${out.join("\n")}\n`;
+const md = `Instructions per request (callgrind, node --single-threaded, ${N} in-process requests after ${W} of warm-up, Node ${process.version}):\n\n${out.join("\n")}\n`;
 writeFileSync(join(BENCH_DIR, "results", "instructions.md"), md);
 console.log(`\n${md}`);

@@ -6,8 +6,8 @@
  * only known once `dump` has finished. Node writes the headers on the first `writeHead`,
  * `write`, `end` or `flushHeaders`, so those four methods are wrapped, once, on
  * ServerResponse.prototype; a response whose session was read carries its `Hold` under a
- * registered symbol, and every other response passes straight through. For a held response the first of the four
- * calls starts `prepare` (which runs `dump`):
+ * registered symbol, and every other response passes straight through. For a held response
+ * the first of the four calls starts `prepare` (which runs `dump`):
  *
  * - If `prepare` answers synchronously (cookie and memory stores), its cookies are added
  *   and the call goes straight through: no queue, no extra tick.
