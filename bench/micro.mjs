@@ -23,6 +23,25 @@ const DISTINCT = 4000;
 
 let sink;
 
+/** Calls per round of about ROUND_MS, from the last warm-up batch (`n` calls in `elapsed` ms). */
+function roundSize(n, elapsed) {
+  return Math.max(1, Math.round((n * ROUND_MS) / Math.max(elapsed, 0.001)));
+}
+
+/** One measured round of `calls` calls that took `wall` ms and `used` CPU (process.cpuUsage). */
+function rate(calls, wall, used) {
+  return { wall: calls / (wall / 1000), cpu: calls / ((used.user + used.system) / 1e6) };
+}
+
+/** Prints and returns a case's result: medians over its rounds. */
+function report(name, rounds) {
+  const rates = rounds.map((r) => r.wall);
+  const ops = median(rates);
+  const cpuOps = median(rounds.map((r) => r.cpu));
+  console.log(`  ${name.padEnd(60)} ${fmtInt(ops).padStart(11)} ops/s  ${(1e6 / ops).toFixed(2).padStart(8)} µs/op  (${(1e6 / cpuOps).toFixed(2)} µs CPU/op)`);
+  return { name, opsPerSec: ops, usPerOp: 1e6 / ops, cpuUsPerOp: 1e6 / cpuOps, rounds: rates };
+}
+
 function bench(name, fn) {
   // Warm-up, and calibrate how many calls make a round of about ROUND_MS.
   let n = 1;
@@ -34,22 +53,15 @@ function bench(name, fn) {
     elapsed = performance.now() - t;
     if (elapsed < ROUND_MS / 10) n *= 2;
   }
-  const perRound = Math.max(1, Math.round((n * ROUND_MS) / Math.max(elapsed, 0.001)));
-  const rates = [];
-  const cpuRates = [];
+  const perRound = roundSize(n, elapsed);
+  const rounds = [];
   for (let r = 0; r < ROUNDS; r++) {
     const cpu = process.cpuUsage();
     const t = performance.now();
     for (let i = 0; i < perRound; i++) sink = fn(i);
-    const wall = performance.now() - t;
-    const used = process.cpuUsage(cpu);
-    rates.push(perRound / (wall / 1000));
-    cpuRates.push(perRound / ((used.user + used.system) / 1e6));
+    rounds.push(rate(perRound, performance.now() - t, process.cpuUsage(cpu)));
   }
-  const ops = median(rates);
-  const cpuOps = median(cpuRates);
-  console.log(`  ${name.padEnd(60)} ${fmtInt(ops).padStart(11)} ops/s  ${(1e6 / ops).toFixed(2).padStart(8)} µs/op  (${(1e6 / cpuOps).toFixed(2)} µs CPU/op)`);
-  return { name, opsPerSec: ops, usPerOp: 1e6 / ops, cpuUsPerOp: 1e6 / cpuOps, rounds: rates };
+  return report(name, rounds);
 }
 
 /** A case that throws (the API under test changed, say) is reported, not fatal to the rest. */
@@ -107,7 +119,7 @@ async function appWithCookie(impl) {
   return { app, cookie };
 }
 
-/** Like bench(), for async work: N sequential requests per round. */
+/** Like bench(), for async work: N sequential requests per round (the loops await, so they are its own). */
 async function benchAsync(name, fn) {
   let n = 16;
   const warmEnd = performance.now() + WARMUP_MS;
@@ -118,22 +130,15 @@ async function benchAsync(name, fn) {
     elapsed = performance.now() - t;
     if (elapsed < ROUND_MS / 10) n *= 2;
   }
-  const perRound = Math.max(1, Math.round((n * ROUND_MS) / Math.max(elapsed, 0.001)));
-  const rates = [];
-  const cpuRates = [];
+  const perRound = roundSize(n, elapsed);
+  const rounds = [];
   for (let r = 0; r < ROUNDS; r++) {
     const cpu = process.cpuUsage();
     const t = performance.now();
     for (let i = 0; i < perRound; i++) await fn();
-    const wall = performance.now() - t;
-    const used = process.cpuUsage(cpu);
-    rates.push(perRound / (wall / 1000));
-    cpuRates.push(perRound / ((used.user + used.system) / 1e6));
+    rounds.push(rate(perRound, performance.now() - t, process.cpuUsage(cpu)));
   }
-  const ops = median(rates);
-  const cpuOps = median(cpuRates);
-  console.log(`  ${name.padEnd(60)} ${fmtInt(ops).padStart(11)} ops/s  ${(1e6 / ops).toFixed(2).padStart(8)} µs/op  (${(1e6 / cpuOps).toFixed(2)} µs CPU/op)`);
-  return { name, opsPerSec: ops, usPerOp: 1e6 / ops, cpuUsPerOp: 1e6 / cpuOps, rounds: rates };
+  return report(name, rounds);
 }
 
 export const INPROC_IMPLS = ["floor", "sessionbox-cookie", "sessionbox-cookie-signed", "sessionbox-memory", "cookie-session", "express-session"];
