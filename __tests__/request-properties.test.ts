@@ -4,6 +4,7 @@
  * its own class already defines `session`.
  */
 import http from "node:http";
+import util from "node:util";
 import express from "express";
 import request from "supertest";
 import { MemoryStore, sessions, type SessionObject } from "../lib";
@@ -85,5 +86,75 @@ describe("req.session on bare node:http", () => {
       }),
     );
     expect(JSON.parse((await request(server).get("/")).text)).toEqual({ mine: 1, protoStill: "theirs" });
+  });
+});
+
+/**
+ * Where the request's state lives: in slots on `req.rawHeaders` (see lib/request-slot.ts), so
+ * that nothing is added to `req` or `res`, whose hidden classes Express makes unique.
+ */
+describe("per-request state", () => {
+  it("adds nothing visible to req, res or req.rawHeaders", async () => {
+    const app = express();
+    const keysBefore = new WeakMap<object, { req: PropertyKey[]; res: PropertyKey[] }>();
+    app.use((req, res, next) => {
+      keysBefore.set(req, { req: Reflect.ownKeys(req), res: Reflect.ownKeys(res) });
+      next();
+    });
+    app.use(sessions(new MemoryStore()));
+    app.get("/", (req, res) => {
+      req.session.n = 1; // loads the session and holds the response
+      const before = keysBefore.get(req) as { req: PropertyKey[]; res: PropertyKey[] };
+      // Express adds `route` on its own; the middleware must add nothing.
+      const added = (now: object, then: PropertyKey[]) => Reflect.ownKeys(now).filter((key) => !then.includes(key) && key !== "route").map(String);
+      res.json({
+        reqAdded: added(req, before.req),
+        resAdded: added(res, before.res),
+        rawKeys: Object.keys(req.rawHeaders).length === req.rawHeaders.length,
+        inspected: util.inspect(req.rawHeaders, { depth: 0 }).includes("sessionbox"),
+        json: JSON.stringify(req.rawHeaders) === JSON.stringify([...req.rawHeaders]),
+      });
+    });
+    expect((await request(app).get("/")).body).toEqual({ reqAdded: [], resAdded: [], rawKeys: true, inspected: false, json: true });
+  });
+
+  it("keeps interleaved requests apart when their handlers read and answer in later turns", async () => {
+    const app = express();
+    app.use(sessions(new MemoryStore()));
+    const arrived: Array<() => void> = [];
+    app.get("/set/:name", async (req, res) => {
+      req.session.name = req.params.name;
+      // Wait until both requests have arrived, so each reads and answers after the other attached.
+      await new Promise<void>((resolve) => {
+        arrived.push(resolve);
+        if (arrived.length === 2) for (const go of arrived) setTimeout(go, 5);
+      });
+      res.json({ name: req.session.name, id: req.session.id });
+    });
+    app.get("/name", (req, res) => res.json(req.session.name ?? null));
+    const [a, b] = await Promise.all([request(app).get("/set/a"), request(app).get("/set/b")]);
+    expect([a.body.name, b.body.name]).toEqual(["a", "b"]);
+    expect(a.body.id).not.toBe(b.body.id);
+    const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
+    expect((await request(app).get("/name").set("Cookie", cookieOf(a))).body).toBe("a");
+    expect((await request(app).get("/name").set("Cookie", cookieOf(b))).body).toBe("b");
+  });
+
+  it("works on a request without a rawHeaders array and a response without a req (state kept on them instead)", async () => {
+    const mw = sessions(new MemoryStore());
+    const server = http.createServer((req, res) => {
+      Object.defineProperty(req, "rawHeaders", { value: undefined, writable: true, configurable: true });
+      Object.defineProperty(res, "req", { value: undefined, writable: true, configurable: true });
+      mw(req, res, () => {
+        const session = (req as unknown as WithSession).session;
+        session.visits = ((session.visits as number) ?? 0) + 1;
+        setTimeout(() => res.end(String(session.visits)), 1); // answered in a later turn
+      });
+    });
+    const agent = request.agent(server);
+    const first = await agent.get("/");
+    expect(first.text).toBe("1");
+    expect(first.headers["set-cookie"]).toHaveLength(1);
+    expect((await agent.get("/")).text).toBe("2");
   });
 });

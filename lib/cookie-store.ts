@@ -5,7 +5,7 @@ import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { keepOnSession, Session } from "./session";
+import { keepOnSession, keptOnSession, Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
 export interface CookieStoreOptions {
@@ -47,13 +47,8 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** "~N~" before the first chunk: N is 2 to 999, written without leading zeros (one spelling per value). */
 const CHUNK_HEAD = /^~([1-9]\d{0,2})~/;
 
-/**
- * What the store remembers between `load` and `dump` of one request, kept on the session under
- * a symbol (out of its keys and JSON). A WeakMap from session to it cost more per request in the
- * garbage collector than the rest of loading, measured with callgrind.
- */
+/** What the store remembers between `load` and `dump` of one request: kept on the session (keepOnSession) under this key. */
 const LOADED = Symbol("CookieStore loaded");
-type Loading = Session & { [LOADED]?: Loaded };
 
 /** What the store remembers between `load` and `dump` of one request. */
 interface Loaded {
@@ -135,7 +130,7 @@ export class CookieStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
     const json = JSON.stringify(session);
-    const loaded = loadedId === session.id ? (session as Loading)[LOADED] : undefined;
+    const loaded = loadedId === session.id ? keptOnSession(session, LOADED) as Loaded | undefined : undefined;
     if (loaded && loaded.json === json && !loaded.rotated && now - loaded.touched < this.touchAfter) return [];
     const created = loaded ? loaded.created : now;
     const lifetime = remainingLife(created, this.maxAge, this.absoluteTimeout, now);

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie, CookieOptions } from "./cookie";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { keepOnSession, Session } from "./session";
+import { keepOnSession, keptOnSession, Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -30,13 +30,8 @@ export interface MemoryStoreOptions {
 const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"] as const;
 const DAY = 86_400_000;
 
-/**
- * The fields a session had when it was loaded (to write only what changed), kept on the session
- * under a symbol (out of its keys and JSON): cheaper than a WeakMap from session to fields,
- * whose entries the garbage collector has to trace.
- */
+/** The fields a session had when it was loaded (to write only what changed): kept on the session (keepOnSession) under this key. */
 const LOADED = Symbol("MemoryStore loaded");
-type Loading = Session & { [LOADED]?: Map<string, string> };
 
 /** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
 interface Entry {
@@ -110,7 +105,7 @@ export class MemoryStore implements SessionStore {
     // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
     const current = loadedId === id ? this.cache.get(id) : undefined;
     const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now };
-    this.write(session, entry, current && (session as Loading)[LOADED]);
+    this.write(session, entry, current && keptOnSession(session, LOADED) as Map<string, string> | undefined);
     if (current !== undefined && !this.needsTouch(current, id, now, ctx)) return [];
     entry.touched = now;
     this.cache.set(id, entry);

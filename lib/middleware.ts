@@ -3,6 +3,7 @@ import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
 import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
 import { checkKeys, resolveBoolean } from "./options";
+import { carrierOf, setSlot } from "./request-slot";
 import { type HeaderHold, holdHeaders } from "./response-hook";
 import { Session } from "./session";
 import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
@@ -155,14 +156,11 @@ class RequestSession implements HeaderHold {
 
   private hook(): void {
     this.hooked = true;
-    if (this.res.headersSent) {
-      // Read for the first time after the headers left: save changes made from now on at the end.
-      this.savedJson = JSON.stringify(this.session);
-      this.res.once("finish", () => void this.finish());
-      return;
-    }
     // This object is the hold itself (prepare / fail / finish below): no closures per request.
-    holdHeaders(this.res, this);
+    if (holdHeaders(this.res, this)) return;
+    // Read for the first time after the headers left: save changes made from now on at the end.
+    this.savedJson = JSON.stringify(this.session);
+    this.res.once("finish", () => void this.finish());
   }
 
   /**
@@ -269,28 +267,43 @@ interface RequestHandle {
 
 /**
  * Gives `req` the `session` accessor and `loadSession()`: defined once per process on
- * IncomingMessage.prototype, reading each request's state from a symbol-keyed property.
- * (Defining the accessor on each request instead costs V8 a slow path, more than the rest of
- * an untouched request's session handling, measured with callgrind; a WeakMap from request
- * to state doubled the garbage collector's time, since each entry's value holds its key.)
- * A request that did not pass through `sessions()` reads `undefined`, and may assign the
- * property as before. The symbol is registered, so several copies of this package share the
- * accessor. A request whose own class defines `session` first gets the properties on itself.
+ * IncomingMessage.prototype, reading each request's state from a request slot
+ * (request-slot.ts: on the request's `rawHeaders` array, not on the request, whose hidden
+ * class Express makes unique). (Defining the accessor on each request instead costs V8 a
+ * slow path, more than the rest of an untouched request's session handling, measured with
+ * callgrind.) A request that did not pass through `sessions()` reads `undefined`, and may
+ * assign the property as before. The symbols are registered, so several copies of this
+ * package share the accessor ("v2": v1 kept the state on the request itself, where a v2 copy
+ * would not look). A request whose own class defines `session` first gets the properties on
+ * itself.
  */
-const STATE = Symbol.for("sessionbox.request-session");
-/** Marks IncomingMessage.prototype's accessor as one of ours (from any copy). */
-const OURS = Symbol.for("sessionbox.request-session-accessor");
-type WithState = IncomingMessage & { [STATE]?: RequestHandle };
+const STATE = Symbol.for("sessionbox.request-session.v2");
+/** Marks IncomingMessage.prototype's accessor as one of ours (from any copy that keeps state where this one does); its value is the shared LastAttached. */
+const OURS = Symbol.for("sessionbox.request-session-accessor.v2");
+
+/**
+ * The request attached last, and its state: a handler that runs in the same turn (most do)
+ * finds it without a lookup. One per process, kept as the value of the OURS mark, so every
+ * copy that shares the accessor shares it too.
+ */
+interface LastAttached {
+  req: IncomingMessage | undefined;
+  state: RequestHandle | undefined;
+}
+
+function stateOf(req: IncomingMessage): RequestHandle | undefined {
+  return req === last.req ? last.state : (carrierOf(req)[STATE] as RequestHandle | undefined);
+}
 
 /** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
 const sessionProperty = {
   configurable: true,
   enumerable: true,
-  get(this: WithState): Session | undefined {
-    return this[STATE]?.read();
+  get(this: IncomingMessage): Session | undefined {
+    return stateOf(this)?.read();
   },
-  set(this: WithState, value: unknown): void {
-    const request = this[STATE];
+  set(this: IncomingMessage, value: unknown): void {
+    const request = stateOf(this);
     if (request !== undefined) request.replace(value);
     else Object.defineProperty(this, "session", { value, writable: true, configurable: true, enumerable: true });
   },
@@ -299,31 +312,36 @@ const sessionProperty = {
 const loadSessionProperty = {
   configurable: true,
   writable: true,
-  value: function loadSession(this: WithState): Promise<Session> {
-    const request = this[STATE];
+  value: function loadSession(this: IncomingMessage): Promise<Session> {
+    const request = stateOf(this);
     if (request !== undefined) return request.loadAsync();
     return Promise.reject(new SessionUsageError("req.loadSession() was called on a request that did not pass through the sessions() middleware; mount it before this route"));
   },
 };
 
-/** The getter of the accessor all copies share: ours, or one another copy defined first. */
-const sharedGetter: unknown = installRequestProperties();
+/** The getter of the accessor all copies share (ours, or one another copy defined first), and the shared LastAttached. */
+const { sharedGetter, last } = installRequestProperties();
 
-function installRequestProperties(): unknown {
+function installRequestProperties(): { sharedGetter: unknown; last: LastAttached } {
   const base = IncomingMessage.prototype;
   const existing = Object.getOwnPropertyDescriptor(base, "session");
-  if (existing !== undefined) return Reflect.get(base, OURS) === true ? existing.get : undefined;
+  if (existing !== undefined) {
+    const mark = Reflect.get(base, OURS) as LastAttached | undefined;
+    // Another copy's accessor: share it; someone else's: define ours on each request (see attach).
+    return mark !== undefined ? { sharedGetter: existing.get, last: mark } : { sharedGetter: undefined, last: { req: undefined, state: undefined } };
+  }
+  const last: LastAttached = { req: undefined, state: undefined };
   Object.defineProperty(base, "session", sessionProperty);
   Object.defineProperty(base, "loadSession", loadSessionProperty);
-  Object.defineProperty(base, OURS, { value: true });
-  return sessionProperty.get;
+  Object.defineProperty(base, OURS, { value: last });
+  return { sharedGetter: sessionProperty.get, last };
 }
 
 /** Request prototypes whose requests reach the shared accessor through their prototype chain. */
 const prepared = new WeakSet<object>();
 
 /** Stores the request's state; defines the properties on the request only when its class hides the shared ones. */
-function attach(req: WithState, request: RequestHandle): void {
+function attach(req: IncomingMessage, request: RequestHandle): void {
   const proto = Object.getPrototypeOf(req) as object;
   if (!prepared.has(proto)) {
     if (sharedGetter !== undefined && definer(proto) === sharedGetter) prepared.add(proto);
@@ -332,7 +350,9 @@ function attach(req: WithState, request: RequestHandle): void {
       Object.defineProperty(req, "loadSession", loadSessionProperty);
     }
   }
-  req[STATE] = request; // a plain store: symbol keys stay out of Object.keys and JSON
+  setSlot(carrierOf(req), STATE, request);
+  last.req = req;
+  last.state = request;
 }
 
 /** The getter of the first `session` property along the prototype chain from `proto`. */

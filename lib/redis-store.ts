@@ -3,7 +3,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie, CookieOptions } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { keepOnSession, Session } from "./session";
+import { keepOnSession, keptOnSession, Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
 
@@ -96,13 +96,8 @@ interface Stored {
   touched: number;
 }
 
-/**
- * What the store knows is stored for a session, kept on the session under a symbol (out of its
- * keys and JSON): cheaper than a WeakMap from session to it, whose entries the garbage collector
- * has to trace.
- */
+/** What the store knows is stored for a session: kept on the session (keepOnSession) under this key. */
 const STORED = Symbol("RedisStore stored");
-type Storing = Session & { [STORED]?: Stored };
 
 /** One code path per operation, whatever the client: every operation is one command on one key. */
 interface Backend {
@@ -218,7 +213,7 @@ export class RedisStore implements SessionStore {
    */
   dump(session: Session, ctx: SessionContext): Cookie[] | Promise<Cookie | Cookie[]> {
     const id = session.id;
-    const stored = (session as Storing)[STORED];
+    const stored = keptOnSession(session, STORED) as Stored | undefined;
     const oldKey = stored !== undefined && stored.id !== id ? this.prefix + stored.id : undefined;
     if (Session.stateOf(session).destroyed && Session.isEmpty(session)) {
       const deleted = oldKey === undefined ? Promise.resolve() : this.run("save", "DEL", () => this.backend.send(oldKey, ["DEL", oldKey]));

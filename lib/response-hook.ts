@@ -5,8 +5,8 @@
  * that saves over the network the cookie (and the promise that the session is saved) is
  * only known once `dump` has finished. Node writes the headers on the first `writeHead`,
  * `write`, `end` or `flushHeaders`, so those four methods are wrapped, once, on
- * ServerResponse.prototype; a response whose session was read carries its `Hold` under a
- * registered symbol, and every other response passes straight through. For a held response
+ * ServerResponse.prototype; a response whose session was read has a `Hold` (kept in a request
+ * slot of its request), and every other response passes straight through. For a held response
  * the first of the four calls starts `prepare` (which runs `dump`):
  *
  * - If `prepare` answers synchronously (cookie and memory stores), its cookies are added
@@ -27,7 +27,8 @@
  * Middleware that wraps `res.write` on the response itself (compression) sits in front of
  * the prototype's wrappers and keeps working, in whatever order it was mounted.
  */
-import { ServerResponse } from "node:http";
+import { type IncomingMessage, ServerResponse } from "node:http";
+import { carrierOf, type SlotCarrier, setSlot } from "./request-slot";
 import { isPromiseLike } from "./store";
 
 export interface HeaderHold {
@@ -53,31 +54,70 @@ type Fn = (this: ServerResponse, ...args: unknown[]) => unknown;
 /** What the wrappers need of a held response's state (whichever copy of this package made it). */
 interface Interceptor {
   intercept(method: Method, args: unknown[], held: unknown): unknown;
+  /** The response held. */
+  readonly res: ServerResponse;
   /** `true` while calls are queued: `res.headersSent` answers `true` then. */
   readonly holding: boolean;
 }
 
 /**
- * A held response keeps its state under this symbol (a response without it passes straight
- * through). A plain property, not a WeakMap from response to state: the WeakMap's entries
- * (each value holding its key) cost about 80k instructions per request under callgrind, most
- * of it in the garbage collector. Registered, so several copies of this package in one
- * process (or jest's module registries) share it; "v2" because v1 kept a WeakMap.
+ * A held response's state: kept in a request slot of `res.req` (request-slot.ts: not on `res`
+ * itself, whose hidden class Express makes unique, so that a property added to it costs V8 a
+ * new hidden class per response), or on `res` when it has no request. A response without it
+ * passes straight through. The symbols are registered, so several copies of this package in
+ * one process (or jest's module registries) share them; "v3" because v1 kept a WeakMap and v2
+ * kept the state on `res`.
  */
-const HOLD = Symbol.for("sessionbox.response-hold.v2");
-type Holding = ServerResponse & { [HOLD]?: Interceptor };
+const HOLD = Symbol.for("sessionbox.response-hold.v3");
 
-/** Node's own methods, kept on ServerResponse.prototype under a registered symbol with the wrappers. */
+/** What the wrappers share, kept on ServerResponse.prototype under a registered symbol (one per process, whichever copy installed them). */
 interface Shared {
   /** `write`, `end`, `flushHeaders` of OutgoingMessage.prototype, `writeHead` of ServerResponse.prototype. */
   original: Record<Method, Fn>;
+  /** The `headersSent` getter of OutgoingMessage.prototype. */
+  headersSent: (this: ServerResponse) => boolean;
+  /**
+   * The response held last, and its hold: the wrappers of a response answered in the same turn
+   * as its session was read (most are) find its hold without looking it up.
+   */
+  lastRes: ServerResponse | undefined;
+  lastHold: Interceptor | undefined;
 }
-const SHARED = Symbol.for("sessionbox.response-hook.v2");
-const { original } = install();
+const SHARED = Symbol.for("sessionbox.response-hook.v3");
+const shared = install();
+const { original } = shared;
 
-/** Makes `hold.prepare` complete before the headers of `res` are written. */
-export function holdHeaders(res: ServerResponse, hold: HeaderHold): void {
-  (res as Holding)[HOLD] = new Hold(res, hold);
+/** The object that carries the hold of `res`: its request's slot carrier, or `res` when it has no request. */
+function holdCarrier(res: ServerResponse): SlotCarrier {
+  const req = res.req as IncomingMessage | undefined;
+  return req === undefined || req === null ? (res as unknown as SlotCarrier) : carrierOf(req);
+}
+
+/** The hold of `res`, if it is held. */
+function holdOf(res: ServerResponse): Interceptor | undefined {
+  if (res === shared.lastRes) return shared.lastHold;
+  const hold = holdCarrier(res)[HOLD] as Interceptor | undefined;
+  return hold !== undefined && hold.res === res ? hold : undefined;
+}
+
+/** Node's own answer to `res.headersSent`. */
+function headersWritten(res: ServerResponse): boolean {
+  return shared.headersSent.call(res);
+}
+
+/**
+ * Makes `hold.prepare` complete before the headers of `res` are written. Returns `false`, and
+ * holds nothing, when the headers have already left (or another hold has them queued).
+ */
+export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
+  const carrier = holdCarrier(res);
+  const other = carrier[HOLD] as Interceptor | undefined;
+  if ((other !== undefined && other.res === res && other.holding) || headersWritten(res)) return false;
+  const held = new Hold(res, hold);
+  setSlot(carrier, HOLD, held);
+  shared.lastRes = res;
+  shared.lastHold = held;
+  return true;
 }
 
 const NO_COOKIES: string[] = [];
@@ -97,7 +137,7 @@ class Hold {
   private cookies: string[] = NO_COOKIES;
 
   constructor(
-    private readonly res: ServerResponse,
+    readonly res: ServerResponse,
     private readonly hold: HeaderHold,
   ) {}
 
@@ -218,7 +258,7 @@ function install(): Shared {
   const proto = ServerResponse.prototype as unknown as Record<Method, Fn> & { [SHARED]?: Shared };
   const existing = proto[SHARED];
   if (existing !== undefined) return existing;
-  const shared: Shared = { original: {} as Record<Method, Fn> };
+  const shared: Shared = { original: {} as Record<Method, Fn>, headersSent: findGetter(proto, "headersSent"), lastRes: undefined, lastHold: undefined };
   Object.defineProperty(proto, SHARED, { value: shared });
   for (const method of ["writeHead", "write", "end", "flushHeaders"] as const) {
     const node = proto[method];
@@ -228,8 +268,8 @@ function install(): Shared {
       configurable: true,
       writable: true,
       value: {
-        [method](this: Holding, ...args: unknown[]): unknown {
-          const state = this[HOLD];
+        [method](this: ServerResponse, ...args: unknown[]): unknown {
+          const state = holdOf(this);
           if (state === undefined) return node.apply(this, args);
           return state.intercept(method, args, held === null ? this : held);
         },
@@ -238,22 +278,22 @@ function install(): Shared {
   }
   // `headersSent` (a getter on OutgoingMessage.prototype) answers `true` while a response is held.
   // Defined once here: defining it on each held response is a slow path for V8.
-  const sent = findGetter(proto, "headersSent");
+  const sent = shared.headersSent;
   Object.defineProperty(proto, "headersSent", {
     configurable: true,
     enumerable: true,
-    get(this: Holding): boolean {
-      return this[HOLD]?.holding === true || sent.call(this);
+    get(this: ServerResponse): boolean {
+      return holdOf(this)?.holding === true || sent.call(this);
     },
   });
   return shared;
 }
 
 /** The getter of `name` found first along the prototype chain from `proto`. */
-function findGetter(proto: object, name: string): (this: unknown) => boolean {
+function findGetter(proto: object, name: string): (this: ServerResponse) => boolean {
   for (let o: object | null = proto; o !== null; o = Object.getPrototypeOf(o) as object | null) {
     const own = Object.getOwnPropertyDescriptor(o, name);
-    if (own?.get !== undefined) return own.get as (this: unknown) => boolean;
+    if (own?.get !== undefined) return own.get as (this: ServerResponse) => boolean;
   }
   throw new Error(`sessionbox: ServerResponse has no ${name} getter in this Node version`);
 }

@@ -23,6 +23,9 @@ export interface SessionState {
 
 /** `id`: an own, enumerable accessor, so it shows up in Object.keys and JSON while assignment fails. */
 let ID_PROPERTY: PropertyDescriptor;
+/** Set in Session's static block: they reach its private fields. */
+let keep: (session: Session, key: symbol, value: unknown) => void;
+let kept: (session: Session, key: symbol) => unknown;
 
 /** Keys that are never data: the id and the two methods. Stored data under these names is ignored. */
 const RESERVED = new Set(["id", "regenerate", "destroy", "__proto__"]);
@@ -44,10 +47,18 @@ export class Session {
 
   #loadedId: string | null;
   #destroyed = false;
+  /** A store's bookkeeping (keepOnSession), and the key of the store that kept it. */
+  #keptKey: symbol | undefined = undefined;
+  #keptValue: unknown = undefined;
 
   static {
     // One getter shared by every session (a new closure per session cost a few µs per request).
     ID_PROPERTY = { enumerable: true, get: function id(this: Session) { return this.#id; } };
+    keep = (session, key, value) => {
+      session.#keptKey = key;
+      session.#keptValue = value;
+    };
+    kept = (session, key) => (session.#keptKey === key ? session.#keptValue : undefined);
   }
 
   /**
@@ -109,12 +120,18 @@ export class Session {
 }
 
 /**
- * Keeps a store's own bookkeeping on a session under `key`: non-enumerable, so it stays out of
- * the session's keys, JSON, spreads and `Object.assign` copies. (Cheaper per request than a
- * WeakMap from session to bookkeeping, whose entries the garbage collector has to trace.)
+ * Keeps a store's own bookkeeping on a session (what `dump` needs to know of what `load` saw),
+ * under the store's `key`, in a private field: out of the session's keys, JSON, spreads and
+ * copies. (A WeakMap from session to bookkeeping costs the garbage collector more per request
+ * than the rest of loading; a symbol property costs V8 a new hidden class per session.)
  */
 export function keepOnSession(session: Session, key: symbol, value: unknown): void {
-  Object.defineProperty(session, key, { value, writable: true, configurable: true, enumerable: false });
+  keep(session, key, value);
+}
+
+/** What `keepOnSession` kept on `session` under `key`, if anything. */
+export function keptOnSession(session: Session, key: symbol): unknown {
+  return kept(session, key);
 }
 
 // `session.__proto__ = value` would otherwise swap the session's prototype: code such as

@@ -1,0 +1,34 @@
+/**
+ * Where this package keeps a request's state (its session handle, its response hold) without
+ * adding properties to `req` or `res`.
+ *
+ * Express gives every request and response a new prototype (`Object.setPrototypeOf(req,
+ * app.request)`) and then adds its own properties to them. After a prototype switch V8 stops
+ * sharing hidden classes between such objects, so each property added to `req` or `res` from
+ * then on builds a new hidden class for that one object. Measured with callgrind on an Express
+ * server over HTTP: one symbol property on `req` cost about 8k instructions per request (as
+ * much as the rest of an untouched request's session handling), and the response hold kept on
+ * `res` about 50k more per session read than kept here. A WeakMap from request to state costs
+ * more still (its entries reach their keys, and the garbage collector traces them).
+ *
+ * `req.rawHeaders`, the array Node's HTTP parser makes for each request, keeps V8's ordinary
+ * array hidden class, so a property added to it follows a transition V8 has already built. The
+ * state lives there, under registered symbols (several copies of this package share them) and
+ * non-enumerable (`console.log(req.rawHeaders)` and JSON do not show it). A request without
+ * such an array (a hand-made mock, another framework) keeps it on itself.
+ */
+import type { IncomingMessage } from "node:http";
+
+/** An object that carries slots: a request's `rawHeaders`, or the request (or response) itself. */
+export type SlotCarrier = Record<symbol, unknown>;
+
+/** The object that carries `req`'s slots: its `rawHeaders` array, or the request itself. */
+export function carrierOf(req: IncomingMessage): SlotCarrier {
+  const raw: unknown = req.rawHeaders;
+  return (Array.isArray(raw) ? raw : req) as unknown as SlotCarrier;
+}
+
+/** Keeps `value` under `key` on `carrier`, non-enumerable. */
+export function setSlot(carrier: SlotCarrier, key: symbol, value: unknown): void {
+  Object.defineProperty(carrier, key, { value, writable: true, configurable: true, enumerable: false });
+}
