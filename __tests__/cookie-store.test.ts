@@ -205,6 +205,19 @@ describe("CookieStore", () => {
       decrypt.mockRestore();
     });
 
+    it.each([true, false])("a cookie that ends like a cached one but differs before is opened, not taken from the cache (encrypt: %p)", async (encrypt) => {
+      const { server, res, jar } = await login(new CookieStore({ secret: SECRET, encrypt }));
+      const value = jar.get("session") as string;
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body.id).toBe(res.body.id); // cached now
+      // Same last 24 characters (the cache key), one character changed well before them.
+      const at = value.length - 40;
+      const forged = value.slice(0, at) + (value[at] === "A" ? "B" : "A") + value.slice(at + 1);
+      const next = await request(server).get("/read").set("Cookie", `session=${forged}`);
+      expect(next.status).toBe(200);
+      expect(next.body).toEqual({ id: expect.stringMatching(UUID_V4) });
+      expect(next.body.id).not.toBe(res.body.id);
+    });
+
     it("activity slides the idle timeout", async () => {
       const clock = fakeClock();
       const { server, res, jar } = await login(new CookieStore({ secret: SECRET, maxAge: MINUTE, absoluteTimeout: null }));

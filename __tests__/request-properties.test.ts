@@ -158,3 +158,32 @@ describe("per-request state", () => {
     expect((await agent.get("/")).text).toBe("2");
   });
 });
+
+describe("response holds across interleaved requests", () => {
+  it("a response that asked headersSent before its session was read is still held after other responses were", async () => {
+    const app = express();
+    app.use(sessions(new MemoryStore()));
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let aWaiting: () => void = () => {};
+    const aArrived = new Promise<void>((resolve) => (aWaiting = resolve));
+    app.get("/a", async (req, res) => {
+      const before = res.headersSent; // looked at before the session is read
+      req.session.a = 1;
+      aWaiting();
+      await gate; // meanwhile /b reads its session: another response is held last
+      res.json({ before });
+    });
+    app.get("/b", (req, res) => {
+      req.session.b = 1;
+      openGate();
+      setTimeout(() => res.json({}), 5);
+    });
+    const a = request(app).get("/a").then((r) => r);
+    await aArrived;
+    const [resA, resB] = await Promise.all([a, request(app).get("/b")]);
+    expect(resA.body).toEqual({ before: false });
+    expect(resA.headers["set-cookie"]).toHaveLength(1);
+    expect(resB.headers["set-cookie"]).toHaveLength(1);
+  });
+});

@@ -82,6 +82,12 @@ interface Shared {
    */
   lastRes: ServerResponse | undefined;
   lastHold: Interceptor | undefined;
+  /**
+   * The response last found not held: Node's `end` calls `writeHead`, and both go through the
+   * wrappers. Once a wrapper passed a call through, the headers are on their way, so no hold
+   * can start for it later (holdHeaders clears this all the same).
+   */
+  lastFree: ServerResponse | undefined;
 }
 const SHARED = Symbol.for("sessionbox.response-hook.v3");
 const shared = install();
@@ -96,8 +102,11 @@ function holdCarrier(res: ServerResponse): SlotCarrier {
 /** The hold of `res`, if it is held. */
 function holdOf(res: ServerResponse): Interceptor | undefined {
   if (res === shared.lastRes) return shared.lastHold;
+  if (res === shared.lastFree) return undefined;
   const hold = holdCarrier(res)[HOLD] as Interceptor | undefined;
-  return hold !== undefined && hold.res === res ? hold : undefined;
+  if (hold !== undefined && hold.res === res) return hold;
+  shared.lastFree = res;
+  return undefined;
 }
 
 /** Node's own answer to `res.headersSent`. */
@@ -117,6 +126,7 @@ export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
   setSlot(carrier, HOLD, held);
   shared.lastRes = res;
   shared.lastHold = held;
+  if (shared.lastFree === res) shared.lastFree = undefined;
   return true;
 }
 
@@ -258,7 +268,7 @@ function install(): Shared {
   const proto = ServerResponse.prototype as unknown as Record<Method, Fn> & { [SHARED]?: Shared };
   const existing = proto[SHARED];
   if (existing !== undefined) return existing;
-  const shared: Shared = { original: {} as Record<Method, Fn>, headersSent: findGetter(proto, "headersSent"), lastRes: undefined, lastHold: undefined };
+  const shared: Shared = { original: {} as Record<Method, Fn>, headersSent: findGetter(proto, "headersSent"), lastRes: undefined, lastHold: undefined, lastFree: undefined };
   Object.defineProperty(proto, SHARED, { value: shared });
   for (const method of ["writeHead", "write", "end", "flushHeaders"] as const) {
     const node = proto[method];
