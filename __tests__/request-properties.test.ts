@@ -159,6 +159,48 @@ describe("per-request state", () => {
   });
 });
 
+describe("requests that share a rawHeaders array, or derive from another request", () => {
+  it("three concurrent requests given one rawHeaders array keep their own sessions and cookies", async () => {
+    const mw = sessions(new MemoryStore());
+    const sharedRaw: string[] = [];
+    const waiting: Array<() => void> = [];
+    const server = http.createServer((req, res) => {
+      if (req.url?.startsWith("/set/")) Object.defineProperty(req, "rawHeaders", { value: sharedRaw, writable: true, configurable: true });
+      mw(req, res, async () => {
+        const session = (req as unknown as WithSession).session;
+        if (req.url === "/name") return void res.end(String(session.name ?? ""));
+        session.name = (req.url as string).slice("/set/".length);
+        // All three attach and read before any reads again and answers.
+        await new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          if (waiting.length === 3) for (const go of waiting) setTimeout(go, 5);
+        });
+        res.end(String((req as unknown as WithSession).session.name));
+      });
+    });
+    const answers = await Promise.all(["a", "b", "c"].map((name) => request(server).get(`/set/${name}`)));
+    expect(answers.map((res) => res.text)).toEqual(["a", "b", "c"]);
+    const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
+    expect(new Set(answers.map(cookieOf)).size).toBe(3);
+    for (const [i, name] of ["a", "b", "c"].entries()) {
+      expect((await request(server).get("/name").set("Cookie", cookieOf(answers[i]))).text).toBe(name);
+    }
+  });
+
+  it("an object made with Object.create(req) sees the request's session", async () => {
+    const app = express();
+    app.use(sessions(new MemoryStore()));
+    app.get("/", (req, res) => {
+      const derived = Object.create(req) as typeof req;
+      derived.session.viaDerived = true;
+      res.json({ same: derived.session === req.session, value: req.session.viaDerived });
+    });
+    const res = await request(app).get("/");
+    expect(res.body).toEqual({ same: true, value: true });
+    expect(res.headers["set-cookie"]).toHaveLength(1);
+  });
+});
+
 describe("response holds across interleaved requests", () => {
   it("a response that asked headersSent before its session was read is still held after other responses were", async () => {
     const app = express();

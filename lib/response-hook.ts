@@ -105,8 +105,10 @@ function holdOf(res: ServerResponse): Interceptor | undefined {
   if (res === shared.lastFree) return undefined;
   const hold = holdCarrier(res)[HOLD] as Interceptor | undefined;
   if (hold !== undefined && hold.res === res) return hold;
-  shared.lastFree = res;
-  return undefined;
+  // Another response's hold (their requests share one rawHeaders array): this one's is on itself, if any.
+  const own = hold === undefined ? undefined : ((res as unknown as SlotCarrier)[HOLD] as Interceptor | undefined);
+  if (own === undefined) shared.lastFree = res;
+  return own;
 }
 
 /** Node's own answer to `res.headersSent`. */
@@ -119,9 +121,12 @@ function headersWritten(res: ServerResponse): boolean {
  * holds nothing, when the headers have already left (or another hold has them queued).
  */
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
-  const carrier = holdCarrier(res);
+  let carrier = holdCarrier(res);
   const other = carrier[HOLD] as Interceptor | undefined;
-  if ((other !== undefined && other.res === res && other.holding) || headersWritten(res)) return false;
+  // A rawHeaders array shared with another request: keep this response's hold on itself.
+  if (other !== undefined && other.res !== res) carrier = res as unknown as SlotCarrier;
+  const mine = carrier[HOLD] as Interceptor | undefined;
+  if ((mine !== undefined && mine.res === res && mine.holding) || headersWritten(res)) return false;
   const held = new Hold(res, hold);
   setSlot(carrier, HOLD, held);
   shared.lastRes = res;
