@@ -123,7 +123,8 @@ export class Session {
  * Keeps a store's own bookkeeping on a session (what `dump` needs to know of what `load` saw),
  * under the store's `key`, in a private field: out of the session's keys, JSON, spreads and
  * copies. (A WeakMap from session to bookkeeping costs the garbage collector more per request
- * than the rest of loading; a symbol property costs V8 a new hidden class per session.)
+ * than the rest of loading; a non-enumerable symbol property takes an Object.defineProperty
+ * call per session, where a private field declared by the class is a plain store.)
  */
 export function keepOnSession(session: Session, key: symbol, value: unknown): void {
   keep(session, key, value);
