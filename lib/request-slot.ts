@@ -8,8 +8,9 @@
  * then on builds a new hidden class for that one object. Measured with callgrind on an Express
  * server over HTTP: one symbol property on `req` cost about 8k instructions per request (as
  * much as the rest of an untouched request's session handling), and the response hold kept on
- * `res` about 50k more per session read than kept here. A WeakMap from request to state costs
- * more still (its entries reach their keys, and the garbage collector traces them).
+ * `res` 40k to 60k more per session read than kept here (two batches). A WeakMap from request
+ * and response to their state cost more still (its entries reach their keys, and the garbage
+ * collector traces them).
  *
  * `req.rawHeaders`, the array Node's HTTP parser makes for each request, keeps V8's ordinary
  * array hidden class, so a property added to it follows a transition V8 has already built. The
