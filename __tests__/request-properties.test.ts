@@ -201,6 +201,21 @@ describe("requests that share a rawHeaders array, or derive from another request
   });
 });
 
+describe("a response made with Object.create(res)", () => {
+  it("still sends the session's cookie when it ends the response", async () => {
+    const mw = sessions(new MemoryStore());
+    const server = http.createServer((req, res) =>
+      mw(req, res, () => {
+        (req as unknown as WithSession).session.n = 1; // holds the response
+        (Object.create(res) as typeof res).end("ok");
+      }),
+    );
+    const answer = await request(server).get("/");
+    expect(answer.text).toBe("ok");
+    expect(answer.headers["set-cookie"]).toHaveLength(1);
+  });
+});
+
 describe("response holds across interleaved requests", () => {
   it("a response that asked headersSent before its session was read is still held after other responses were", async () => {
     const app = express();

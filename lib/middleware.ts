@@ -3,7 +3,7 @@ import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
 import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
 import { checkKeys, resolveBoolean } from "./options";
-import { carrierOf, type SlotCarrier, setSlot } from "./request-slot";
+import { carrierOf, findSlot, keepInSlot, type SlotValue } from "./request-slot";
 import { type HeaderHold, holdHeaders } from "./response-hook";
 import { Session } from "./session";
 import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
@@ -74,10 +74,15 @@ class RequestSession implements HeaderHold {
     private readonly store: SessionStore,
     private readonly isAsync: boolean,
     private readonly onLostChange: (err: SessionError, req: IncomingMessage) => void,
-    readonly req: IncomingMessage,
+    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly next: (err?: unknown) => void,
   ) {}
+
+  /** SlotValue: the request this state belongs to. */
+  get owner(): IncomingMessage {
+    return this.req;
+  }
 
   /** The `req.session` getter: lazy load (sync stores), then hook the response. */
   read(): Session {
@@ -259,9 +264,7 @@ function warnLostChange(err: SessionError): void {
 }
 
 /** What `req.session` and `req.loadSession()` need of a request's state (whichever copy of this package made it). */
-interface RequestHandle {
-  /** The request it belongs to. */
-  readonly req: IncomingMessage;
+interface RequestHandle extends SlotValue {
   read(): Session;
   replace(value: unknown): void;
   loadAsync(): Promise<Session>;
@@ -294,16 +297,7 @@ interface LastAttached {
 }
 
 function stateOf(req: IncomingMessage): RequestHandle | undefined {
-  if (req === last.req) return last.state;
-  const state = carrierOf(req)[STATE] as RequestHandle | undefined;
-  if (state === undefined || state.req === req) return state;
-  // The array carries another request's state: `req` derives from that request (it then shares
-  // its session, as it shares its rawHeaders), or the two share one array and `req` keeps its
-  // own state on itself (see attach).
-  for (let o = Object.getPrototypeOf(req) as object | null; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-    if (o === state.req) return state;
-  }
-  return (req as unknown as SlotCarrier)[STATE] as RequestHandle | undefined;
+  return req === last.req ? last.state : (findSlot(carrierOf(req), req, STATE) as RequestHandle | undefined);
 }
 
 /** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
@@ -361,10 +355,7 @@ function attach(req: IncomingMessage, request: RequestHandle): void {
       Object.defineProperty(req, "loadSession", loadSessionProperty);
     }
   }
-  const carrier = carrierOf(req);
-  const other = carrier[STATE] as RequestHandle | undefined;
-  // A rawHeaders array shared with another request (hand-made requests can share one): keep this one's state on itself.
-  setSlot(other === undefined || other.req === req ? carrier : (req as unknown as SlotCarrier), STATE, request);
+  keepInSlot(carrierOf(req), STATE, request);
   last.req = req;
   last.state = request;
 }

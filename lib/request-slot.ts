@@ -29,7 +29,29 @@ export function carrierOf(req: IncomingMessage): SlotCarrier {
   return (Array.isArray(raw) ? raw : req) as unknown as SlotCarrier;
 }
 
-/** Keeps `value` under `key` on `carrier`, non-enumerable. */
-export function setSlot(carrier: SlotCarrier, key: symbol, value: unknown): void {
-  Object.defineProperty(carrier, key, { value, writable: true, configurable: true, enumerable: false });
+/** What a slot keeps: state that belongs to one request or response, its `owner`. */
+export interface SlotValue {
+  readonly owner: object;
+}
+
+/**
+ * What `owner` keeps under `key` on `carrier` (the carrier of its request). The carrier's value
+ * when it belongs to `owner`, or to an object `owner` derives from (`Object.create(req)` shares
+ * the request's state, as it shares its rawHeaders). When it belongs to another request or
+ * response (two hand-made requests can share one rawHeaders array), what `owner` keeps on itself.
+ */
+export function findSlot(carrier: SlotCarrier, owner: object, key: symbol): SlotValue | undefined {
+  const value = carrier[key] as SlotValue | undefined;
+  if (value === undefined || value.owner === owner) return value;
+  for (let o = Object.getPrototypeOf(owner) as object | null; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    if (o === value.owner) return value;
+  }
+  return (owner as SlotCarrier)[key] as SlotValue | undefined;
+}
+
+/** Keeps `value` under `key`, non-enumerable: on `carrier`, or on its owner when the carrier holds another owner's value. */
+export function keepInSlot(carrier: SlotCarrier, key: symbol, value: SlotValue): void {
+  const other = carrier[key] as SlotValue | undefined;
+  const home = other === undefined || other.owner === value.owner ? carrier : (value.owner as SlotCarrier);
+  Object.defineProperty(home, key, { value, writable: true, configurable: true, enumerable: false });
 }

@@ -28,7 +28,7 @@
  * the prototype's wrappers and keeps working, in whatever order it was mounted.
  */
 import { type IncomingMessage, ServerResponse } from "node:http";
-import { carrierOf, type SlotCarrier, setSlot } from "./request-slot";
+import { carrierOf, findSlot, keepInSlot, type SlotCarrier, type SlotValue } from "./request-slot";
 import { isPromiseLike } from "./store";
 
 export interface HeaderHold {
@@ -52,10 +52,8 @@ type Call = [Method, unknown[]];
 type Fn = (this: ServerResponse, ...args: unknown[]) => unknown;
 
 /** What the wrappers need of a held response's state (whichever copy of this package made it). */
-interface Interceptor {
+interface Interceptor extends SlotValue {
   intercept(method: Method, args: unknown[], held: unknown): unknown;
-  /** The response held. */
-  readonly res: ServerResponse;
   /** `true` while calls are queued: `res.headersSent` answers `true` then. */
   readonly holding: boolean;
 }
@@ -103,12 +101,9 @@ function holdCarrier(res: ServerResponse): SlotCarrier {
 function holdOf(res: ServerResponse): Interceptor | undefined {
   if (res === shared.lastRes) return shared.lastHold;
   if (res === shared.lastFree) return undefined;
-  const hold = holdCarrier(res)[HOLD] as Interceptor | undefined;
-  if (hold !== undefined && hold.res === res) return hold;
-  // Another response's hold (their requests share one rawHeaders array): this one's is on itself, if any.
-  const own = hold === undefined ? undefined : ((res as unknown as SlotCarrier)[HOLD] as Interceptor | undefined);
-  if (own === undefined) shared.lastFree = res;
-  return own;
+  const hold = findSlot(holdCarrier(res), res, HOLD) as Interceptor | undefined;
+  if (hold === undefined) shared.lastFree = res;
+  return hold;
 }
 
 /** Node's own answer to `res.headersSent`. */
@@ -121,14 +116,10 @@ function headersWritten(res: ServerResponse): boolean {
  * holds nothing, when the headers have already left (or another hold has them queued).
  */
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
-  let carrier = holdCarrier(res);
-  const other = carrier[HOLD] as Interceptor | undefined;
-  // A rawHeaders array shared with another request: keep this response's hold on itself.
-  if (other !== undefined && other.res !== res) carrier = res as unknown as SlotCarrier;
-  const mine = carrier[HOLD] as Interceptor | undefined;
-  if ((mine !== undefined && mine.res === res && mine.holding) || headersWritten(res)) return false;
+  const carrier = holdCarrier(res);
+  if ((findSlot(carrier, res, HOLD) as Interceptor | undefined)?.holding === true || headersWritten(res)) return false;
   const held = new Hold(res, hold);
-  setSlot(carrier, HOLD, held);
+  keepInSlot(carrier, HOLD, held);
   shared.lastRes = res;
   shared.lastHold = held;
   if (shared.lastFree === res) shared.lastFree = undefined;
@@ -152,9 +143,14 @@ class Hold {
   private cookies: string[] = NO_COOKIES;
 
   constructor(
-    readonly res: ServerResponse,
+    private readonly res: ServerResponse,
     private readonly hold: HeaderHold,
   ) {}
+
+  /** SlotValue: the response held. */
+  get owner(): ServerResponse {
+    return this.res;
+  }
 
   get holding(): boolean {
     return this.phase === "holding";
