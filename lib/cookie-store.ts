@@ -211,11 +211,12 @@ export class CookieStore implements SessionStore {
   /** Splits a sealed value over cookies of at most CHUNK_LIMIT bytes; expires chunks left from a larger session. */
   private split(value: string, req: IncomingMessage, lifetime: number, cookies: Record<string, string>): Cookie[] {
     const name = this.cookie.name;
-    if (name.length + 1 + value.length <= CHUNK_LIMIT && value.length + name.length + 1 <= this.maxSize && cookies[`${name}.1`] === undefined) {
+    const whole = name.length + 1 + value.length; // name=value
+    if (whole <= CHUNK_LIMIT && whole <= this.maxSize && cookies[`${name}.1`] === undefined) {
       return [this.cookie.make(req, value, lifetime)]; // one cookie, no chunks to clear: the usual case
     }
     let parts = [value];
-    if (name.length + 1 + value.length > CHUNK_LIMIT) {
+    if (whole > CHUNK_LIMIT) {
       const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
       parts = [];
       for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));

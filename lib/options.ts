@@ -55,8 +55,8 @@ export function resolveDuration(value: unknown, fallback: number | null, name: s
 }
 
 /**
- * `touchAfter` of a server-side store: how long after its cookie was last issued an unchanged
- * session gets it again (and its stored TTL slides). Default min(60 s, maxAge / 10); `0` (or
+ * `touchAfter` of every store: how long after its cookie was last issued an unchanged session
+ * gets it again (and, in a server-side store, its stored TTL slides). Default min(60 s, maxAge / 10); `0` (or
  * `"0"`) touches on every request. It must stay below `maxAge`, or an active but unchanged
  * session would expire between touches.
  */
