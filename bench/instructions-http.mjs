@@ -7,6 +7,7 @@
 //   node bench/instructions-http.mjs                  (after npm run build; needs valgrind)
 //   IH_IMPLS=floor,sessionbox-cookie IH_ROUTES=read node bench/instructions-http.mjs
 //   BENCH_DIST=/abs/other/dist/cjs node bench/instructions-http.mjs   (another build)
+//   IH_IMPLS=floor,sessionbox-cookie,sessionbox-cookie@/abs/other/dist/cjs ...  (two builds side by side)
 //
 // For each implementation and route it starts `node --single-threaded bench/server.mjs IMPL`
 // under callgrind, sends IH_WARMUP keep-alive requests (default 10,000; the JIT settles),
@@ -17,7 +18,7 @@
 // The client runs outside valgrind; the kernel's work is not counted. Slow: about a minute and a
 // half per row.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
@@ -52,13 +53,15 @@ async function drive(port, path, cookie, count, connections) {
   agent.destroy();
 }
 
-async function measure(impl, route, redis) {
+async function measure(spec, route, redis) {
+  // IMPL@/abs/dist/cjs measures another build, as in ab.mjs.
+  const [impl, dist] = spec.split("@");
   const dir = mkdtempSync(join(os.tmpdir(), "sessionbox-ih-"));
   const port = await freePort();
   const child = spawn(
     "valgrind",
     ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.out")}`, process.execPath, "--single-threaded", join(BENCH_DIR, "server.mjs"), impl, String(port)],
-    { env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}), NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}), ...(dist ? { BENCH_DIST: dist } : {}), NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let log = "";
   child.stdout.on("data", (chunk) => (log += chunk));
@@ -75,15 +78,25 @@ async function measure(impl, route, redis) {
         }
       }, 100);
     });
+    // Fresh sessions every 1,000 requests: under valgrind the warm-up takes minutes, and a
+    // session older than touchAfter (60 s by default) is re-issued on every read, so a read
+    // route would run (and the JIT would settle on) a write's code, then re-optimize while
+    // counted.
+    for (let done = 0; done < WARMUP; done += 1000) await drive(port, `/${route}`, await setupSession(port), Math.min(1000, WARMUP - done), CONNECTIONS);
     const cookie = await setupSession(port);
-    await drive(port, `/${route}`, cookie, WARMUP, CONNECTIONS);
+    await drive(port, `/${route}`, cookie, 200, CONNECTIONS);
     execFileSync("callgrind_control", ["-z", String(child.pid)], { stdio: "ignore" });
+    const started = Date.now();
     await drive(port, `/${route}`, cookie, N, CONNECTIONS);
+    const seconds = (Date.now() - started) / 1000;
+    if (seconds > 50) console.warn(`!! ${spec} ${route}: the counted requests took ${seconds.toFixed(0)} s, near touchAfter (60 s): lower IH_N`);
     execFileSync("callgrind_control", ["-d", String(child.pid)], { stdio: "ignore" });
     // The dump after zeroing is the file with the highest part number.
     const dumps = readdirSync(dir).filter((name) => /^cg\.out\.\d+$/.test(name));
     const last = dumps.sort((a, b) => Number(a.split(".").pop()) - Number(b.split(".").pop())).pop();
     if (last === undefined) throw new Error(`callgrind wrote no dump for ${impl} ${route}:\n${log.slice(-2000)}`);
+    // IH_KEEP=/some/dir keeps each dump there (IMPL-ROUTE.out) for callgrind_annotate.
+    if (process.env.IH_KEEP) copyFileSync(join(dir, last), join(process.env.IH_KEEP, `${spec.replace(/[^\w.-]+/g, "_")}-${route}.out`));
     const totals = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(join(dir, last), "utf8"));
     if (totals === null) throw new Error(`no totals in the callgrind dump for ${impl} ${route}`);
     return Number(totals[1]) / N;

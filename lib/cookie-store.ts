@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject, randomFillSync } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { sign, unsign } from "cookie-signature";
 import { LRUCache } from "lru-cache";
 import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
+import { copyJson, type JsonValue, sameFields } from "./json-copy";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
 import { keepOnSession, keptOnSession, Session } from "./session";
@@ -56,6 +57,8 @@ interface Loaded {
   touched: number;
   /** The session's JSON as it came out of the cookie: unchanged sessions are not re-sealed. */
   json: string;
+  /** The same, parsed: each load hands out a copy (never this object), and dump compares with it first. */
+  data: SessionJson;
   /** Opened with an older secret: re-issue under the first one. */
   rotated: boolean;
   /** The sealed value this was opened from. */
@@ -82,7 +85,8 @@ export class CookieStore implements SessionStore {
   readonly maxSize: number;
   readonly touchAfter: number;
   private readonly cookie: CookieSettings;
-  private readonly secrets: string[];
+  /** The secrets as HMAC keys for `encrypt: false` (cookie-signature takes a KeyObject: no key set-up per signature). */
+  private readonly signingKeys: KeyObject[];
   private readonly keys: Buffer[];
   private readonly aad: Buffer;
   /**
@@ -95,7 +99,7 @@ export class CookieStore implements SessionStore {
   constructor(options: CookieStoreOptions) {
     const owner = "CookieStore";
     checkKeys(options ?? {}, OPTIONS, owner);
-    this.secrets = resolveSecrets(options?.secret, owner);
+    const secrets = resolveSecrets(options?.secret, owner);
     this.encrypt = resolveBoolean(options.encrypt, true, "encrypt", owner);
     this.cookie = new CookieSettings(options.name ?? "session", options.cookie, owner);
     this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
@@ -105,7 +109,8 @@ export class CookieStore implements SessionStore {
       throw new SessionConfigError(`${owner}: maxSize ${this.maxSize} is over ${MAX_MAX_SIZE} bytes, more than browsers keep in cookies; use RedisStore for large sessions`);
     }
     this.touchAfter = resolveTouchAfter(options.touchAfter, this.maxAge, owner);
-    this.keys = this.secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
+    this.keys = secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
+    this.signingKeys = secrets.map((secret) => createSecretKey(Buffer.from(secret, "utf8")));
     this.aad = Buffer.from(this.cookie.name);
   }
 
@@ -116,21 +121,17 @@ export class CookieStore implements SessionStore {
     const key = raw.slice(-CACHE_KEY_CHARS);
     let loaded = this.opened.get(key);
     if (loaded !== undefined && loaded.seal !== raw) loaded = undefined;
-    let data: Payload[2];
     if (loaded === undefined) {
       const opened = this.open(raw);
       const payload = opened && parsePayload(opened.plaintext);
       if (!payload) return Session.empty();
-      loaded = { created: payload[0], touched: payload[1], json: payload[3], rotated: opened.rotated, seal: raw };
-      data = payload[2];
+      loaded = { created: payload[0], touched: payload[1], json: payload[3], data: payload[2], rotated: opened.rotated, seal: raw };
       if (raw.length <= CHUNK_LIMIT) this.opened.set(key, loaded);
-    } else {
-      data = JSON.parse(loaded.json) as Payload[2];
     }
     const now = Date.now();
     if (now - loaded.touched > this.maxAge) return Session.empty();
     if (pastAbsoluteTimeout(loaded.created, this.absoluteTimeout, now)) return Session.empty();
-    const session = new Session(data);
+    const session = new Session(copyJson(loaded.data));
     keepOnSession(session, LOADED, loaded);
     return session;
   }
@@ -140,9 +141,12 @@ export class CookieStore implements SessionStore {
     const { loadedId, destroyed } = Session.stateOf(session);
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
-    const json = JSON.stringify(session);
     const loaded = loadedId === session.id ? keptOnSession(session, LOADED) as Loaded | undefined : undefined;
-    if (loaded && loaded.json === json && !loaded.rotated && now - loaded.touched < this.touchAfter) return [];
+    const keep = loaded !== undefined && !loaded.rotated && now - loaded.touched < this.touchAfter;
+    // Unchanged: compare with the parsed copy first (cheap); when it cannot tell, with the JSON text.
+    if (keep && sameFields(session, loaded.data)) return [];
+    const json = JSON.stringify(session);
+    if (keep && loaded.json === json) return [];
     const created = loaded ? loaded.created : now;
     const lifetime = remainingLife(created, this.maxAge, this.absoluteTimeout, now);
     return this.split(this.seal(`[${created},${now},${json}]`), req, lifetime, cookies);
@@ -152,7 +156,7 @@ export class CookieStore implements SessionStore {
   private seal(plaintext: string): string {
     if (!this.encrypt) {
       const name = this.cookie.name;
-      return sign(`${name}=${Buffer.from(plaintext).toString("base64url")}`, this.secrets[0]).slice(name.length + 1);
+      return sign(`${name}=${Buffer.from(plaintext).toString("base64url")}`, this.signingKeys[0]).slice(name.length + 1);
     }
     const iv = nextIv();
     const cipher = createCipheriv("aes-256-gcm", this.keys[0], iv);
@@ -166,8 +170,8 @@ export class CookieStore implements SessionStore {
   private open(value: string): { plaintext: string; rotated: boolean } | undefined {
     if (!this.encrypt) {
       const name = this.cookie.name;
-      for (let i = 0; i < this.secrets.length; i++) {
-        const signed = unsign(`${name}=${value}`, this.secrets[i]);
+      for (let i = 0; i < this.signingKeys.length; i++) {
+        const signed = unsign(`${name}=${value}`, this.signingKeys[i]);
         if (signed !== false) return { plaintext: Buffer.from(signed.slice(name.length + 1), "base64url").toString("utf8"), rotated: i > 0 };
       }
       return undefined;
@@ -243,7 +247,9 @@ export class CookieStore implements SessionStore {
   }
 }
 
-type Payload = [created: number, touched: number, data: { id: string } & Record<string, unknown>, json: string];
+/** A session's fields as parsed from its cookie. */
+type SessionJson = { id: string } & { [key: string]: JsonValue };
+type Payload = [created: number, touched: number, data: SessionJson, json: string];
 
 /** Parses `[created,touched,{"id":...}]`; anything else (even if authentic) gives `undefined`. */
 function parsePayload(plaintext: string): Payload | undefined {
