@@ -323,6 +323,40 @@ describe("CookieStore", () => {
     });
   });
 
+  describe("the cache of opened seals", () => {
+    const ctxFor = (value?: string) => ({ req: { headers: {}, socket: {} }, res: {}, cookies: value === undefined ? {} : { session: value } }) as unknown as SessionContext;
+    /** Seals `n` distinct sessions of about `bytes` of JSON each, and loads each once (so each is opened and cached). */
+    function sealAndLoad(store: CookieStore, n: number, bytes: number): string[] {
+      const values: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const session = store.load(ctxFor());
+        for (let k = 0; k * 25 < bytes; k++) session[`field${k}`] = `value ${i} ${k}`.padEnd(12, ".");
+        const [cookie] = store.dump(session, ctxFor());
+        values.push(cookie.value);
+        expect(store.load(ctxFor(cookie.value)).id).toBe(session.id);
+      }
+      return values;
+    }
+
+    it("keeps 600 small sessions, and is bounded by size: of 600 sessions of 2.5 KB the first is opened again", () => {
+      const store = new CookieStore({ secret: SECRET });
+      const small = sealAndLoad(store, 600, 100);
+      const large = sealAndLoad(new CookieStore({ secret: SECRET }), 1, 2500)[0];
+      expect(large.length).toBeGreaterThan(3000); // one cookie, under the 4000-byte chunk limit
+      expect(large.length).toBeLessThan(4000);
+      const decrypt = jest.spyOn(nodeCrypto, "createDecipheriv");
+      store.load(ctxFor(small[0]));
+      expect(decrypt).toHaveBeenCalledTimes(0); // still cached
+      const bigStore = new CookieStore({ secret: SECRET });
+      const bigValues = sealAndLoad(bigStore, 600, 2500); // about 600 × 19 KB with their parsed data: over 8 MB
+      decrypt.mockClear();
+      expect(bigStore.load(ctxFor(bigValues[599])).id).toEqual(expect.stringMatching(UUID_V4));
+      expect(decrypt).toHaveBeenCalledTimes(0); // the latest is cached
+      bigStore.load(ctxFor(bigValues[0]));
+      expect(decrypt).toHaveBeenCalledTimes(1); // the first was evicted
+    });
+  });
+
   describe("touchAfter", () => {
     it("an unchanged session is not re-issued within touchAfter, and is re-issued after it", async () => {
       const clock = fakeClock();
