@@ -1,7 +1,8 @@
 // A/B on one route: `node bench/ab.mjs ROUTE IMPL_A[@DIST] IMPL_B[@DIST] ... `, alternating short
 // autocannon runs (AB_SECONDS, default 3; AB_ROUNDS, default 6) and printing each row's median
 // req/s and CPU µs per request, and its per-round ratio to the first row. For checking one change
-// quickly; `npm run bench` is the full suite. IMPL@/abs/dist/cjs measures another build.
+// quickly; `npm run bench` is the full suite. IMPL@/abs/dist/cjs measures another build;
+// AB_EXEC_ARGV (space-separated) passes Node flags to every server.
 import autocannon from "autocannon";
 import { installCleanup, killChildren, median, setupSession, startRedis, startServer } from "./common.mjs";
 
@@ -14,7 +15,7 @@ const rows = [];
 for (const spec of specs) {
   const [impl, dist] = spec.split("@");
   const env = { ...(redis ? { REDIS_URL: redis.url } : {}), ...(dist ? { BENCH_DIST: dist } : {}) };
-  const server = await startServer(impl, { env });
+  const server = await startServer(impl, { env, execArgv: process.env.AB_EXEC_ARGV ? process.env.AB_EXEC_ARGV.split(" ") : [] });
   rows.push({ spec, server, runs: [] });
 }
 for (let k = 0; k < ROUNDS; k++) {

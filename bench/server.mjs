@@ -38,6 +38,17 @@ async function makeImpl(name) {
   switch (name) {
     case "express":
       return { mount: [], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
+    case "floor-busy": {
+      // The floor plus BENCH_BUSY_US µs of busy work per request: how much a µs of in-process
+      // work costs over HTTP on this machine (README, "Over HTTP each µs counts more than once").
+      const ns = BigInt(Math.round(Number(process.env.BENCH_BUSY_US ?? 10) * 1000));
+      const busy = (req, res, next) => {
+        const end = process.hrtime.bigint() + ns;
+        while (process.hrtime.bigint() < end);
+        next();
+      };
+      return { mount: [busy], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
+    }
     case "floor":
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     case "sessionbox-cookie":
