@@ -348,7 +348,7 @@ describe("CookieStore", () => {
       store.load(ctxFor(small[0]));
       expect(decrypt).toHaveBeenCalledTimes(0); // still cached
       const bigStore = new CookieStore({ secret: SECRET });
-      const bigValues = sealAndLoad(bigStore, 600, 2500); // about 600 × 19 KB with their parsed data: over 8 MB
+      const bigValues = sealAndLoad(bigStore, 600, 2500); // about 21 KB each by the cache's estimate (seal, JSON, parsed data): 12 MB, over its 8 MB
       decrypt.mockClear();
       expect(bigStore.load(ctxFor(bigValues[599])).id).toEqual(expect.stringMatching(UUID_V4));
       expect(decrypt).toHaveBeenCalledTimes(0); // the latest is cached
