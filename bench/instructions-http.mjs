@@ -10,8 +10,9 @@
 //   IH_IMPLS=floor,sessionbox-cookie,sessionbox-cookie@/abs/other/dist/cjs ...  (two builds side by side)
 //
 // For each implementation and route it starts `node --single-threaded bench/server.mjs IMPL`
-// under callgrind, sends IH_WARMUP keep-alive requests (default 10,000; the JIT settles),
-// zeroes the counters (callgrind_control -z), sends IH_N more (default 5,000) and dumps them
+// under callgrind, sends IH_WARMUP keep-alive requests (default 10,000, a fresh session every
+// 1,000; the JIT settles), takes one more fresh session for 200 requests, zeroes the counters
+// (callgrind_control -z), sends IH_N more with it (default 5,000) and dumps them
 // (callgrind_control -d): instructions per request = that dump's total / IH_N. IH_CONNECTIONS
 // (default 10) requests are in flight at a time. Up to IH_PARALLEL (default 3) servers are
 // measured at once; the count moves by a few percent with that, so compare rows of one run.
