@@ -116,10 +116,9 @@ function headersWritten(res: ServerResponse): boolean {
  * holds nothing, when the headers have already left (or another hold has them queued).
  */
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
-  const carrier = holdCarrier(res);
-  if ((findSlot(carrier, res, HOLD) as Interceptor | undefined)?.holding === true || headersWritten(res)) return false;
+  if (holdOf(res)?.holding === true || headersWritten(res)) return false;
   const held = new Hold(res, hold);
-  keepInSlot(carrier, HOLD, held);
+  keepInSlot(holdCarrier(res), HOLD, held);
   shared.lastRes = res;
   shared.lastHold = held;
   if (shared.lastFree === res) shared.lastFree = undefined;
