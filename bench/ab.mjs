@@ -25,13 +25,13 @@ for (let k = 0; k < ROUNDS; k++) {
     const before = await row.server.cpu();
     const r = await autocannon({ url: `http://127.0.0.1:${row.server.port}/${route}`, connections: 50, duration: SECONDS, headers: { cookie } });
     const after = await row.server.cpu();
-    row.runs.push({ rps: r.requests.average, cpu: (after.user + after.system - before.user - before.system) / r.requests.total, bad: r.non2xx + r.errors });
+    row.runs.push({ rps: r.requests.average, cpu: (after.user + after.system - before.user - before.system) / r.requests.total, sys: (after.system - before.system) / r.requests.total, bad: r.non2xx + r.errors });
   }
 }
 for (const row of rows) {
   const ratios = row.runs.map((m, k) => m.rps / rows[0].runs[k].rps);
   console.log(
-    `${row.spec.padEnd(60)} ${Math.round(median(row.runs.map((m) => m.rps))).toString().padStart(6)} req/s  ${median(row.runs.map((m) => m.cpu)).toFixed(0).padStart(4)} µs CPU/req  ratio ${median(ratios).toFixed(3)} (${ratios.map((r) => r.toFixed(2)).join(" ")})${row.runs.some((m) => m.bad) ? "  !! errors" : ""}`,
+    `${row.spec.padEnd(60)} ${Math.round(median(row.runs.map((m) => m.rps))).toString().padStart(6)} req/s  ${median(row.runs.map((m) => m.cpu)).toFixed(0).padStart(4)} µs CPU/req (${median(row.runs.map((m) => m.sys)).toFixed(0)} sys)  ratio ${median(ratios).toFixed(3)} (${ratios.map((r) => r.toFixed(2)).join(" ")})${row.runs.some((m) => m.bad) ? "  !! errors" : ""}`,
   );
 }
 for (const row of rows) await row.server.stop();

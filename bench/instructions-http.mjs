@@ -33,6 +33,8 @@ const N = Number(process.env.IH_N ?? 5000);
 const WARMUP = Number(process.env.IH_WARMUP ?? 10_000);
 const CONNECTIONS = Number(process.env.IH_CONNECTIONS ?? 10);
 const PARALLEL = Number(process.env.IH_PARALLEL ?? 3);
+/** More Node flags for the servers, e.g. `--perf-basic-prof` (its /tmp/perf-PID.map names the JIT code in a kept dump). */
+const NODE_ARGS = process.env.IH_NODE_ARGS ? process.env.IH_NODE_ARGS.split(" ") : [];
 
 /** `count` keep-alive GETs of `path`, `connections` at a time. */
 async function drive(port, path, cookie, count, connections) {
@@ -61,7 +63,7 @@ async function measure(spec, route, redis) {
   const port = await freePort();
   const child = spawn(
     "valgrind",
-    ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.out")}`, process.execPath, "--single-threaded", join(BENCH_DIR, "server.mjs"), impl, String(port)],
+    ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.out")}`, process.execPath, "--single-threaded", ...NODE_ARGS, join(BENCH_DIR, "server.mjs"), impl, String(port)],
     { env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}), ...(dist ? { BENCH_DIST: dist } : {}), NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let log = "";
@@ -100,12 +102,29 @@ async function measure(spec, route, redis) {
     if (process.env.IH_KEEP) copyFileSync(join(dir, last), join(process.env.IH_KEEP, `${spec.replace(/[^\w.-]+/g, "_")}-${route}.out`));
     const totals = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(join(dir, last), "utf8"));
     if (totals === null) throw new Error(`no totals in the callgrind dump for ${impl} ${route}`);
-    return Number(totals[1]) / N;
+    return { total: Number(totals[1]) / N, gc: gcInstructions(join(dir, last)) / N };
   } finally {
     child.kill("SIGTERM");
     await exited;
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The garbage collector's instructions in a dump: the self cost of V8's heap functions, read
+ * with callgrind_annotate. Whether a major collection falls inside the counted requests moves
+ * the total by 10,000 instructions per request or more from run to run; the count without
+ * them compares builds more closely.
+ */
+const GC_FUNCTION = /v8::internal::(?:\w+::)*(?:Scaveng|Mark|Sweep|Evacuat|RecordMigrated|LiveObject|BodyDescriptorBase|Heap::|MemoryChunk|SlotSet|RememberedSet|ConcurrentMarking|GlobalHandles|IncrementalMarking|ArrayBufferSweeper|PagedSpace|Compact|WeakObjects|EphemeronHashTable|HeapObject::SizeFromMap)|heap::base::/;
+function gcInstructions(file) {
+  const out = execFileSync("callgrind_annotate", ["--inclusive=no", "--threshold=100", "--auto=no", file], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  let gc = 0;
+  for (const line of out.split("\n")) {
+    const m = /^\s*([\d,]+) \([^)]*\)\s+(.*)$/.exec(line);
+    if (m && GC_FUNCTION.test(m[2])) gc += Number(m[1].replaceAll(",", ""));
+  }
+  return gc;
 }
 
 const redis = IMPLS.some((impl) => impl.includes("redis")) ? await startRedis() : null;
@@ -116,14 +135,18 @@ for (let i = 0; i < jobs.length; i += PARALLEL) {
   const counts = await Promise.all(batch.map(({ impl, route }) => measure(impl, route, redis)));
   batch.forEach((job, k) => {
     results.set(`${job.impl} ${job.route}`, counts[k]);
-    console.log(`${job.impl.padEnd(32)} ${job.route.padEnd(9)} ${Math.round(counts[k]).toLocaleString("en-US").padStart(10)} instructions/request`);
+    const { total, gc } = counts[k];
+    const fmt = (n) => Math.round(n).toLocaleString("en-US").padStart(10);
+    console.log(`${job.impl.padEnd(32)} ${job.route.padEnd(9)} ${fmt(total)} instructions/request (without GC ${fmt(total - gc)}; GC ${fmt(gc)})`);
   });
 }
 for (const route of ROUTES) {
   const floor = results.get(`floor ${route}`);
   if (floor === undefined) continue;
   for (const impl of IMPLS) {
-    if (impl !== "floor") console.log(`${route}: floor ÷ ${impl} = ${(floor / results.get(`${impl} ${route}`)).toFixed(3)}`);
+    if (impl === "floor") continue;
+    const { total, gc } = results.get(`${impl} ${route}`);
+    console.log(`${route}: floor ÷ ${impl} = ${(floor.total / total).toFixed(3)} (without GC ${((floor.total - floor.gc) / (total - gc)).toFixed(3)})`);
   }
 }
 redis?.stop();
