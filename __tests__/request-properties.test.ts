@@ -244,3 +244,41 @@ describe("response holds across interleaved requests", () => {
     expect(resB.headers["set-cookie"]).toHaveLength(1);
   });
 });
+
+/**
+ * Two copies of the package in one process (two versions in node_modules, or an ESM and a
+ * CommonJS import): the accessor, the request slots and the response hook are installed once,
+ * by the first copy, and the second uses them.
+ */
+describe("a second copy of the package in the same process", () => {
+  it("shares the request accessor, the slots and the response hook with the first", async () => {
+    let second: typeof import("../lib") | undefined;
+    jest.isolateModules(() => {
+      second = require("../lib") as typeof import("../lib");
+    });
+    const copy = second as typeof import("../lib");
+    expect(copy.sessions).not.toBe(sessions); // really another copy of the modules
+    const app = express();
+    app.use(copy.sessions(new copy.CookieStore({ secret: "a-secret-of-at-least-32-characters!!" })));
+    const arrived: Array<() => void> = [];
+    app.get("/set/:n", async (req, res) => {
+      // Read the session only once both requests have arrived: the state is then found
+      // through the request slots, not as the request attached last.
+      await new Promise<void>((resolve) => {
+        arrived.push(resolve);
+        if (arrived.length === 2) for (const go of arrived) setTimeout(go, 5);
+      });
+      req.session.n = Number(req.params.n);
+      res.send("ok");
+    });
+    app.get("/get", (req, res) => res.json(req.session.n ?? null));
+    const [a, b] = await Promise.all([request(app).get("/set/7"), request(app).get("/set/8")]);
+    for (const res of [a, b]) {
+      expect(res.headers["set-cookie"]).toEqual([expect.stringMatching(/^session=[\w-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/)]);
+      expect(res.headers.vary).toBe("Cookie");
+    }
+    const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
+    expect((await request(app).get("/get").set("Cookie", cookieOf(a))).body).toBe(7);
+    expect((await request(app).get("/get").set("Cookie", cookieOf(b))).body).toBe(8);
+  });
+});

@@ -277,14 +277,13 @@ interface RequestHandle extends SlotValue {
  * class Express makes unique). (Defining the accessor on each request instead costs V8 a
  * slow path, more than the rest of an untouched request's session handling, measured with
  * callgrind.) A request that did not pass through `sessions()` reads `undefined`, and may
- * assign the property as before. The symbols are registered, so several copies of this
- * package share the accessor ("v2": v1 kept the state on the request itself, where a v2 copy
- * would not look). A request whose own class defines `session` first gets the properties on
- * itself.
+ * assign the property as before. The mark below is a registered symbol, so several copies of
+ * this package share the accessor ("v3": v1 kept the state on the request itself and v2 under
+ * a symbol on rawHeaders, where a v3 copy would not look). A request whose own class defines
+ * `session` first gets the properties on itself.
  */
-const STATE = Symbol.for("sessionbox.request-session.v2");
 /** Marks IncomingMessage.prototype's accessor as one of ours (from any copy that keeps state where this one does); its value is the shared LastAttached. */
-const OURS = Symbol.for("sessionbox.request-session-accessor.v2");
+const OURS = Symbol.for("sessionbox.request-session-accessor.v3");
 
 /**
  * The request attached last, and its state: a handler that runs in the same turn (most do)
@@ -297,7 +296,7 @@ interface LastAttached {
 }
 
 function stateOf(req: IncomingMessage): RequestHandle | undefined {
-  return req === last.req ? last.state : (findSlot(carrierOf(req), req, STATE) as RequestHandle | undefined);
+  return req === last.req ? last.state : (findSlot(carrierOf(req), req, "state") as RequestHandle | undefined);
 }
 
 /** `req.session`: the request's session (loaded on first read); `undefined` on requests that did not go through `sessions()`. */
@@ -355,7 +354,7 @@ function attach(req: IncomingMessage, request: RequestHandle): void {
       Object.defineProperty(req, "loadSession", loadSessionProperty);
     }
   }
-  keepInSlot(carrierOf(req), STATE, request);
+  keepInSlot(carrierOf(req), "state", request);
   last.req = req;
   last.state = request;
 }

@@ -62,11 +62,10 @@ interface Interceptor extends SlotValue {
  * A held response's state: kept in a request slot of `res.req` (request-slot.ts: not on `res`
  * itself, whose hidden class Express makes unique, so that a property added to it costs V8 a
  * new hidden class per response), or on `res` when it has no request. A response without it
- * passes straight through. The symbols are registered, so several copies of this package in
- * one process (or jest's module registries) share them; "v3" because v1 kept a WeakMap and v2
- * kept the state on `res`.
+ * passes straight through. Several copies of this package in one process (or jest's module
+ * registries) share the slots and the wrappers below ("v4": v1 kept a WeakMap, v2 the state on
+ * `res`, v3 a symbol property on rawHeaders, where a v4 copy would not look).
  */
-const HOLD = Symbol.for("sessionbox.response-hold.v3");
 
 /** What the wrappers share, kept on ServerResponse.prototype under a registered symbol (one per process, whichever copy installed them). */
 interface Shared {
@@ -87,7 +86,7 @@ interface Shared {
    */
   lastFree: ServerResponse | undefined;
 }
-const SHARED = Symbol.for("sessionbox.response-hook.v3");
+const SHARED = Symbol.for("sessionbox.response-hook.v4");
 const shared = install();
 const { original } = shared;
 
@@ -101,7 +100,7 @@ function holdCarrier(res: ServerResponse): SlotCarrier {
 function holdOf(res: ServerResponse): Interceptor | undefined {
   if (res === shared.lastRes) return shared.lastHold;
   if (res === shared.lastFree) return undefined;
-  const hold = findSlot(holdCarrier(res), res, HOLD) as Interceptor | undefined;
+  const hold = findSlot(holdCarrier(res), res, "hold") as Interceptor | undefined;
   if (hold === undefined) shared.lastFree = res;
   return hold;
 }
@@ -118,7 +117,7 @@ function headersWritten(res: ServerResponse): boolean {
 export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
   if (holdOf(res)?.holding === true || headersWritten(res)) return false;
   const held = new Hold(res, hold);
-  keepInSlot(holdCarrier(res), HOLD, held);
+  keepInSlot(holdCarrier(res), "hold", held);
   shared.lastRes = res;
   shared.lastHold = held;
   if (shared.lastFree === res) shared.lastFree = undefined;
