@@ -100,6 +100,8 @@ export class CookieStore implements SessionStore {
   private readonly signingKeys: KeyObject[];
   private readonly keys: Buffer[];
   private readonly aad: Buffer;
+  /** `<name>.1`, the second chunk's name, made once: looking up a string built per request costs a string-table search. */
+  private readonly secondChunk: string;
   /**
    * Seals opened recently (keyed by CACHE_KEY_CHARS of their text), so an unchanged cookie is
    * decrypted once rather than on every request. Single-cookie seals only; at most 1,000 of
@@ -124,6 +126,7 @@ export class CookieStore implements SessionStore {
     this.keys = secrets.map((secret) => Buffer.from(hkdfSync("sha256", secret, "", "sessionbox CookieStore AES-256-GCM", 32)));
     this.signingKeys = secrets.map((secret) => createSecretKey(Buffer.from(secret, "utf8")));
     this.aad = Buffer.from(this.cookie.name);
+    this.secondChunk = `${this.cookie.name}.1`;
   }
 
   load(ctx: SessionContext): Session {
@@ -228,7 +231,7 @@ export class CookieStore implements SessionStore {
   private split(value: string, req: IncomingMessage, lifetime: number, cookies: Record<string, string>): Cookie[] {
     const name = this.cookie.name;
     const whole = name.length + 1 + value.length; // name=value
-    if (whole <= CHUNK_LIMIT && whole <= this.maxSize && cookies[`${name}.1`] === undefined) {
+    if (whole <= CHUNK_LIMIT && whole <= this.maxSize && cookies[this.secondChunk] === undefined) {
       return [this.cookie.make(req, value, lifetime)]; // one cookie, no chunks to clear: the usual case
     }
     let parts = [value];
