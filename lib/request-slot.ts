@@ -18,8 +18,10 @@
  * idiom (a base constructor that returns the object it is given): nothing outside this file
  * can see them (not `Object.keys`, `Reflect.ownKeys`, `console.log` or JSON), and adding one
  * is an ordinary store. (Non-enumerable symbol properties, used before, took an
- * `Object.defineProperty` call each: about 0.5 µs per request and slot, measured here.) A
- * request without such an array (a hand-made mock, another framework) keeps them on itself.
+ * `Object.defineProperty` call each: writing the two slots took 7,900 instructions per `read`
+ * request, the private fields take 1,100, counted with callgrind over HTTP with V8's inlining
+ * off.) A request without such an array (a hand-made mock, another framework) keeps them on
+ * itself.
  *
  * Several copies of this package in one process (or jest's module registries) must find each
  * other's state, so the first copy to load keeps its slot functions on
