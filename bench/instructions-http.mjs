@@ -112,9 +112,9 @@ async function measure(spec, route, redis) {
 
 /**
  * The garbage collector's instructions in a dump: the self cost of V8's heap functions, read
- * with callgrind_annotate. Whether a major collection falls inside the counted requests moves
- * the total by 10,000 instructions per request or more from run to run; the count without
- * them compares builds more closely.
+ * with callgrind_annotate. Whether a major collection falls inside the counted requests moved
+ * the total by tens of thousands of instructions per request between runs of one build; the
+ * count without them compares builds more closely (it still moved by up to 30,000).
  */
 const GC_FUNCTION = /v8::internal::(?:\w+::)*(?:Scaveng|Mark|Sweep|Evacuat|RecordMigrated|LiveObject|BodyDescriptorBase|Heap::|MemoryChunk|SlotSet|RememberedSet|ConcurrentMarking|GlobalHandles|IncrementalMarking|ArrayBufferSweeper|PagedSpace|Compact|WeakObjects|EphemeronHashTable|HeapObject::SizeFromMap)|heap::base::/;
 function gcInstructions(file) {
