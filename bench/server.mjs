@@ -56,6 +56,30 @@ async function makeImpl(name) {
       // the client in the process costs a route that never uses it.
       await redisClient();
       return makeImpl("floor");
+    case "floor-cookie": {
+      // The floor whose handlers send what a CookieStore write sends, made once (not in `npm
+      // run bench`): a Set-Cookie of a sealed session's size and Vary: Cookie on every write,
+      // Vary: Cookie on every read. What the response alone costs, without any session work.
+      const value = `session=${"A".repeat(354)}; Max-Age=86400; Path=/; Expires=Sat, 28 Nov 2026 21:00:00 GMT; HttpOnly; SameSite=Lax`;
+      const floor = await makeImpl("floor");
+      return {
+        ...floor,
+        mount: [
+          ...floor.mount,
+          (req, res, next) => {
+            if (req.url !== "/untouched") res.setHeader("Vary", "Cookie");
+            if (req.url === "/write") res.setHeader("Set-Cookie", [value]);
+            next();
+          },
+        ],
+      };
+    }
+    case "floor-hooked":
+      // The floor in a process that has loaded this package (not in `npm run bench`): its
+      // response wrappers and request accessor are installed on Node's prototypes at load, so
+      // this is what they cost a request that never touches a session.
+      require(DIST);
+      return makeImpl("floor");
     case "sessionbox-cookie":
     case "sessionbox-cookie-signed": {
       const { sessions, CookieStore } = require(DIST);

@@ -6,7 +6,7 @@ import { type Cookie, type CookieOptions, CookieSettings } from "./cookie";
 import { copyJson, type JsonValue, sameFields } from "./json-copy";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveBoolean, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { keepOnSession, keptOnSession, Session } from "./session";
+import { keepOnSession, keptOnSession, Session, sessionFromParsed } from "./session";
 import type { SessionContext, SessionStore } from "./store";
 
 export interface CookieStoreOptions {
@@ -146,7 +146,7 @@ export class CookieStore implements SessionStore {
     const now = Date.now();
     if (now - loaded.touched > this.maxAge) return Session.empty();
     if (pastAbsoluteTimeout(loaded.created, this.absoluteTimeout, now)) return Session.empty();
-    const session = new Session(copyJson(loaded.data));
+    const session = sessionFromParsed(loaded.data, copyJson as (value: unknown) => unknown);
     keepOnSession(session, LOADED, loaded);
     return session;
   }

@@ -3,7 +3,7 @@ import vary from "vary";
 import { Cookie, parseCookies } from "./cookie";
 import { SessionConfigError, type SessionError, SessionUsageError } from "./errors";
 import { checkKeys, resolveBoolean } from "./options";
-import { carrierOf, findSlot, keepInSlot, type SlotValue } from "./request-slot";
+import { carrierOf, findSlot, keepInSlot, type SlotCarrier, type SlotValue } from "./request-slot";
 import { type HeaderHold, holdHeaders } from "./response-hook";
 import { Session } from "./session";
 import { isPromiseLike, loadsAsynchronously, type SessionContext, type SessionStore } from "./store";
@@ -50,8 +50,9 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
   const isAsync = loadsAsynchronously(store);
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
-    const request = new RequestSession(store, isAsync, onLostChange, req, res, next);
-    attach(req, request);
+    const carrier = carrierOf(req);
+    const request = new RequestSession(store, isAsync, onLostChange, req, res, next, carrier);
+    attach(req, request, carrier);
     if (isAsync && preload) request.preload();
     else next();
   } as SessionMiddleware<S>;
@@ -77,6 +78,8 @@ class RequestSession implements HeaderHold {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly next: (err?: unknown) => void,
+    /** Where `req`'s slots live (carrierOf): the response hold goes there too. */
+    private readonly carrier: SlotCarrier,
   ) {}
 
   /** SlotValue: the request this state belongs to. */
@@ -162,7 +165,7 @@ class RequestSession implements HeaderHold {
   private hook(): void {
     this.hooked = true;
     // This object is the hold itself (prepare / fail / finish below): no closures per request.
-    if (holdHeaders(this.res, this)) return;
+    if (holdHeaders(this.res, this, this.req, this.carrier)) return;
     // Read for the first time after the headers left: save changes made from now on at the end.
     this.savedJson = JSON.stringify(this.session);
     this.res.once("finish", () => void this.finish());
@@ -345,7 +348,7 @@ function installRequestProperties(): { sharedGetter: unknown; last: LastAttached
 const prepared = new WeakSet<object>();
 
 /** Stores the request's state; defines the properties on the request only when its class hides the shared ones. */
-function attach(req: IncomingMessage, request: RequestHandle): void {
+function attach(req: IncomingMessage, request: RequestHandle, carrier: SlotCarrier): void {
   const proto = Object.getPrototypeOf(req) as object;
   if (!prepared.has(proto)) {
     if (sharedGetter !== undefined && definer(proto) === sharedGetter) prepared.add(proto);
@@ -354,7 +357,7 @@ function attach(req: IncomingMessage, request: RequestHandle): void {
       Object.defineProperty(req, "loadSession", loadSessionProperty);
     }
   }
-  keepInSlot(carrierOf(req), "state", request);
+  keepInSlot(carrier, "state", request);
   last.req = req;
   last.state = request;
 }

@@ -90,10 +90,15 @@ const SHARED = Symbol.for("sessionbox.response-hook.v4");
 const shared = install();
 const { original } = shared;
 
-/** The object that carries the hold of `res`: its request's slot carrier, or `res` when it has no request. */
-function holdCarrier(res: ServerResponse): SlotCarrier {
+/**
+ * The object that carries the hold of `res`: its request's slot carrier, or `res` when it has no
+ * request. A caller that already has the carrier of a request (`known`, `knownCarrier`) saves
+ * reading it again when that request is the response's.
+ */
+function holdCarrier(res: ServerResponse, known?: IncomingMessage, knownCarrier?: SlotCarrier): SlotCarrier {
   const req = res.req as IncomingMessage | undefined;
-  return req === undefined || req === null ? (res as unknown as SlotCarrier) : carrierOf(req);
+  if (req === undefined || req === null) return res as unknown as SlotCarrier;
+  return req === known && knownCarrier !== undefined ? knownCarrier : carrierOf(req);
 }
 
 /** The hold of `res`, if it is held. */
@@ -113,11 +118,17 @@ function headersWritten(res: ServerResponse): boolean {
 /**
  * Makes `hold.prepare` complete before the headers of `res` are written. Returns `false`, and
  * holds nothing, when the headers have already left (or another hold has them queued).
+ * `req` and `carrier`, when given, are a request and its slot carrier (carrierOf) that the
+ * caller already has: the response's own request, normally.
  */
-export function holdHeaders(res: ServerResponse, hold: HeaderHold): boolean {
-  if (holdOf(res)?.holding === true || headersWritten(res)) return false;
+export function holdHeaders(res: ServerResponse, hold: HeaderHold, req?: IncomingMessage, carrier?: SlotCarrier): boolean {
+  // Reads res.req and its carrier once (each read of a property of `res` or `req` misses V8's
+  // caches: Express gives them hidden classes of their own).
+  const slots = holdCarrier(res, req, carrier);
+  const existing = res === shared.lastRes ? shared.lastHold : res === shared.lastFree ? undefined : (findSlot(slots, res, "hold") as Interceptor | undefined);
+  if (existing?.holding === true || headersWritten(res)) return false;
   const held = new Hold(res, hold);
-  keepInSlot(holdCarrier(res), "hold", held);
+  keepInSlot(slots, "hold", held);
   shared.lastRes = res;
   shared.lastHold = held;
   if (shared.lastFree === res) shared.lastFree = undefined;

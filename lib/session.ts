@@ -26,6 +26,8 @@ let ID_PROPERTY: PropertyDescriptor;
 /** Set in Session's static block: they reach its private fields. */
 let keep: (session: Session, key: symbol, value: unknown) => void;
 let kept: (session: Session, key: symbol) => unknown;
+/** Set by `sessionFromParsed` for the one constructor call it makes: how to copy each value. */
+let copyNext: ((value: unknown) => unknown) | undefined;
 
 /** Keys that are never data: the id and the two methods. Stored data under these names is ignored. */
 const RESERVED = new Set(["id", "regenerate", "destroy", "__proto__"]);
@@ -66,6 +68,8 @@ export class Session {
    * Keys named `id`, `regenerate`, `destroy` or `__proto__` in `data` are ignored.
    */
   constructor(data: { id: string } & Record<string, unknown>) {
+    const copy = copyNext;
+    copyNext = undefined;
     const id = data?.id;
     if (typeof id !== "string" || id === "") {
       throw new TypeError("new Session(data) needs data.id, a non-empty string (use Session.empty() for a new session)");
@@ -75,7 +79,7 @@ export class Session {
     // An own, enumerable accessor: shows up in Object.keys and JSON, but assignment fails.
     Object.defineProperty(this, "id", ID_PROPERTY);
     for (const key of Object.keys(data)) {
-      if (!RESERVED.has(key)) this[key] = data[key];
+      if (!RESERVED.has(key)) this[key] = copy === undefined ? data[key] : copy(data[key]);
     }
   }
 
@@ -117,6 +121,16 @@ export class Session {
     this.#id = uuidv4();
     this.#destroyed = true;
   }
+}
+
+/**
+ * For stores that keep parsed data between requests (CookieStore's cache): `new Session(data)`
+ * with each value passed through `copy`, so the session owns its values and `data` stays as
+ * it was. One pass over the keys, where copying `data` first and then constructing made two.
+ */
+export function sessionFromParsed(data: { id: string } & Record<string, unknown>, copy: (value: unknown) => unknown): Session {
+  copyNext = copy;
+  return new Session(data);
 }
 
 /**
