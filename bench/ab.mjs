@@ -2,11 +2,13 @@
 // autocannon runs (AB_SECONDS, default 3; AB_ROUNDS, default 6) and printing each row's median
 // req/s and CPU µs per request, and its per-round ratio to the first row. For checking one change
 // quickly; `npm run bench` is the full suite. IMPL@/abs/dist/cjs measures another build;
-// AB_EXEC_ARGV (space-separated) passes Node flags to every server.
+// AB_EXEC_ARGV (space-separated) passes Node flags to every server. CPUs are placed as in
+// `npm run bench` (common.mjs, placeCpus; BENCH_PIN=0 turns it off).
 import autocannon from "autocannon";
-import { installCleanup, killChildren, median, setupSession, startRedis, startServer } from "./common.mjs";
+import { installCleanup, killChildren, median, placeCpus, setupSession, startRedis, startServer } from "./common.mjs";
 
 installCleanup();
+console.log(`CPU placement: ${placeCpus()}`);
 const [route, ...specs] = process.argv.slice(2);
 const SECONDS = Number(process.env.AB_SECONDS ?? 3);
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 6);

@@ -1,6 +1,6 @@
 // Shared by run.mjs, correctness.mjs and profile.mjs: a private redis-server, benchmark
 // servers in child processes, a tiny HTTP client, and clean-up of every child on exit.
-import { fork, spawn } from "node:child_process";
+import { execFileSync, fork, spawn } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -16,6 +16,50 @@ export const ROOT = join(BENCH_DIR, "..");
 export const DIST = process.env.BENCH_DIST ?? join(ROOT, "dist", "cjs");
 
 const children = new Set();
+
+/**
+ * CPU placement for the throughput runs (run.mjs, ab.mjs): the server under test gets the first
+ * CPU this process may use to itself, and this process (autocannon), redis-server and the
+ * other tools the rest. Unplaced, on a 2-core machine the scheduler at times ran the load
+ * generator on the server's core, and the server's req/s then measured the placement as much
+ * as the server: floor against floor (A/A), 8 rounds of 3 s, gave ratios from 0.84 to 1.16
+ * unplaced and from 0.90 to 1.07 placed (README, "Method"). Each server runs alone on one
+ * core, as a server of a one-process-per-core deployment does; its garbage collector's helper
+ * threads share that core. `BENCH_PIN=0` turns it off; it is off without `taskset` or with
+ * fewer than 2 CPUs.
+ */
+let placement = null;
+
+/** Places this process (see above) and returns a description of the placement, or why there is none. */
+export function placeCpus() {
+  if (process.env.BENCH_PIN === "0") return "not placed (BENCH_PIN=0): the OS schedules servers and load generator on any CPU";
+  let cpus;
+  try {
+    // "pid 123's current affinity list: 0,1" or "0-3"
+    const list = execFileSync("taskset", ["-c", "-p", String(process.pid)], { encoding: "utf8" }).split(":").pop().trim();
+    cpus = list.split(",").flatMap((part) => {
+      const [a, b = a] = part.split("-").map(Number);
+      return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+    });
+  } catch {
+    return "not placed (no taskset): the OS schedules servers and load generator on any CPU";
+  }
+  if (cpus.length < 2) return `not placed (one CPU: ${cpus.join(",")})`;
+  placement = { server: String(cpus[0]), rest: cpus.slice(1).join(","), all: cpus.join(",") };
+  pin(process.pid, placement.rest);
+  return `each server alone on CPU ${placement.server}; autocannon (this process) and redis-server on CPU ${placement.rest}`;
+}
+
+/** Ends the placement: this process (and what it starts from now on) may use every CPU again. */
+export function releaseCpus() {
+  if (placement) pin(process.pid, placement.all);
+  placement = null;
+}
+
+/** Restricts every thread of `pid` to `cpus` (threads it starts later inherit it). */
+function pin(pid, cpus) {
+  execFileSync("taskset", ["-a", "-c", "-p", cpus, String(pid)], { stdio: "ignore" });
+}
 
 /** Kills every child we started (servers, redis-server). Safe to call more than once. */
 export function killChildren() {
@@ -97,6 +141,7 @@ export async function startRedis() {
   if (ok instanceof Error) throw ok;
   children.add(child);
   child.stdout.resume();
+  if (placement) pin(child.pid, placement.rest);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -119,10 +164,13 @@ export function startServer(impl, { env = {}, execArgv = [], port = 0 } = {}) {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   children.add(child);
+  if (placement) pin(child.pid, placement.server);
   const exited = new Promise((resolve) => child.once("exit", resolve));
   return new Promise((resolve, reject) => {
     child.once("message", (msg) => {
       if (msg?.ready) {
+        // Again, now that Node has started all its threads.
+        if (placement) pin(child.pid, placement.server);
         const pending = new Map();
         let next = 0;
         child.on("message", (reply) => {

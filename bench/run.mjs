@@ -42,6 +42,8 @@ import {
   machineInfo,
   median,
   setupSession,
+  placeCpus,
+  releaseCpus,
   startRedis,
   startServer,
 } from "./common.mjs";
@@ -401,14 +403,19 @@ async function main() {
   if (!redisStoreBuilt) {
     log("\n!! dist/cjs does not export RedisStore yet: the sessionbox-redis rows are SKIPPED (build again once lib/redis-store.ts exists)\n");
   }
+  // Before redis-server starts, so that it is placed with the load generator.
+  const placement = SKIP.has("http") ? undefined : placeCpus();
+  if (placement) log(`CPU placement: ${placement}`);
   const redis = await startRedis();
   if (redis) log(`redis-server on ${redis.url} (private, nothing on disk)`);
 
-  const report = { machine, revision: revision(), dist: process.env.BENCH_DIST ?? "dist/cjs", command: commandLine(), settings: { DURATION, RUNS, WARMUP, REWARM, CONNECTIONS, SESSIONS, QUICK } };
+  const report = { placement, machine, revision: revision(), dist: process.env.BENCH_DIST ?? "dist/cjs", command: commandLine(), settings: { DURATION, RUNS, WARMUP, REWARM, CONNECTIONS, SESSIONS, QUICK } };
 
   if (!SKIP.has("http")) {
     report.http = await runHttp(redis, redisStoreBuilt);
     report.targets = checkTargets(report.http);
+    // The correctness checks and micro-benchmarks are not throughput runs: any CPU.
+    releaseCpus();
   }
   // A part that fails is reported in the results; the parts that worked are still written.
   report.failures = [];
@@ -440,7 +447,7 @@ async function main() {
       ? `Code: the build in ${process.env.BENCH_DIST} (BENCH_DIST; the checkout was at ${report.revision}, which need not be that build's code).`
       : `Code: ${report.revision}.`,
     `Date: ${machine.date}. Command: \`${report.command}\` (${RUNS} interleaved run(s) of ${DURATION} s per implementation and route, ${CONNECTIONS} connections, ${SESSIONS === 1 ? "one session cookie sent with every request" : `${SESSIONS} distinct sessions taken in turn`}, warm-up ${WARMUP} s; took ${Math.round(report.elapsedSeconds / 60)} min).`,
-    "Every server runs in its own process; autocannon drives it over 127.0.0.1 from the parent process, on the same machine.",
+    `Every server runs in its own process; autocannon drives it over 127.0.0.1 from the parent process, on the same machine. CPU placement: ${report.placement ?? "none (no HTTP runs)"}.`,
     "",
   ];
   if (report.http) {
