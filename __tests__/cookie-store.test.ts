@@ -208,6 +208,31 @@ describe("CookieStore", () => {
       decrypt.mockRestore();
     });
 
+    it.each([true, false])("a cached cookie's data is copied for each request: nested changes on one request never reach the next one that sends the same cookie (encrypt: %p)", async (encrypt) => {
+      const store = new CookieStore({ secret: SECRET, encrypt });
+      const app = sessionApp(store);
+      const server = await start(app);
+      const data = { user: "ann", roles: ["reader"], profile: { name: "Ann", tags: ["a"] } };
+      const jar = new Jar().take(await request(server).post("/write").send(data));
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body).toMatchObject(data); // cached now
+      // A handler changes nested values in place.
+      const mutator = express();
+      mutator.use(sessions(store));
+      mutator.get("/mutate", (req, res) => {
+        const session = req.session as unknown as typeof data;
+        session.roles.push("admin");
+        session.profile.name = "Mallory";
+        session.profile.tags.length = 0;
+        res.send("ok");
+      });
+      const mutated = await request(await start(mutator)).get("/mutate").set("Cookie", jar.header());
+      expect(mutated.status).toBe(200);
+      expect(setCookies(mutated)).toHaveLength(1); // the changed session was sealed into a new cookie...
+      // ...and a request that still sends the old cookie gets the old data, from the cache.
+      const again = await request(server).get("/read").set("Cookie", jar.header());
+      expect(again.body).toEqual({ id: expect.stringMatching(UUID_V4), ...data });
+    });
+
     it.each([true, false])("a cookie that ends like a cached one but differs before is opened, not taken from the cache (encrypt: %p)", async (encrypt) => {
       const { server, res, jar } = await login(new CookieStore({ secret: SECRET, encrypt }));
       const value = jar.get("session") as string;
