@@ -41,9 +41,9 @@ import {
   killChildren,
   machineInfo,
   median,
-  setupSession,
   placeCpus,
   releaseCpus,
+  setupSession,
   startRedis,
   startServer,
 } from "./common.mjs";
