@@ -101,11 +101,11 @@ function holdCarrier(res: ServerResponse, known?: IncomingMessage, knownCarrier?
   return req === known && knownCarrier !== undefined ? knownCarrier : carrierOf(req);
 }
 
-/** The hold of `res`, if it is held. */
-function holdOf(res: ServerResponse): Interceptor | undefined {
+/** The hold of `res`, if it is held. `carrier`: the response's holdCarrier, when the caller has it already. */
+function holdOf(res: ServerResponse, carrier?: SlotCarrier): Interceptor | undefined {
   if (res === shared.lastRes) return shared.lastHold;
   if (res === shared.lastFree) return undefined;
-  const hold = findSlot(holdCarrier(res), res, "hold") as Interceptor | undefined;
+  const hold = findSlot(carrier ?? holdCarrier(res), res, "hold") as Interceptor | undefined;
   if (hold === undefined) shared.lastFree = res;
   return hold;
 }
@@ -125,8 +125,7 @@ export function holdHeaders(res: ServerResponse, hold: HeaderHold, req?: Incomin
   // Reads res.req and its carrier once (each read of a property of `res` or `req` misses V8's
   // caches: Express gives them hidden classes of their own).
   const slots = holdCarrier(res, req, carrier);
-  const existing = res === shared.lastRes ? shared.lastHold : res === shared.lastFree ? undefined : (findSlot(slots, res, "hold") as Interceptor | undefined);
-  if (existing?.holding === true || headersWritten(res)) return false;
+  if (holdOf(res, slots)?.holding === true || headersWritten(res)) return false;
   const held = new Hold(res, hold);
   keepInSlot(slots, "hold", held);
   shared.lastRes = res;
