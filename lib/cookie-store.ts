@@ -167,7 +167,11 @@ export class CookieStore implements SessionStore {
     return this.split(this.seal(`[${created},${now},${json}]`), req, lifetime, cookies);
   }
 
-  /** Seals the plaintext: AES-256-GCM bound to the cookie name, or an HMAC over name=value. */
+  /**
+   * Seals the plaintext: AES-256-GCM bound to the cookie name, or an HMAC over name=value. The
+   * result is base64url, or base64url, "." and cookie-signature's base64 signature without
+   * padding: characters `makeSealed` may put in a Set-Cookie unescaped.
+   */
   private seal(plaintext: string): string {
     if (!this.encrypt) {
       const name = this.cookie.name;
@@ -232,7 +236,7 @@ export class CookieStore implements SessionStore {
     const name = this.cookie.name;
     const whole = name.length + 1 + value.length; // name=value
     if (whole <= CHUNK_LIMIT && whole <= this.maxSize && cookies[this.secondChunk] === undefined) {
-      return [this.cookie.make(req, value, lifetime)]; // one cookie, no chunks to clear: the usual case
+      return [this.cookie.makeSealed(req, value, lifetime)]; // one cookie, no chunks to clear: the usual case
     }
     let parts = [value];
     if (whole > CHUNK_LIMIT) {
@@ -249,7 +253,7 @@ export class CookieStore implements SessionStore {
           "browsers and Node's 16 KiB header limit would drop it. Keep less in the session, or use RedisStore for large sessions",
       );
     }
-    const out = parts.map((part, i) => this.cookie.make(req, part, lifetime, names[i]));
+    const out = parts.map((part, i) => this.cookie.makeSealed(req, part, lifetime, names[i]));
     for (let i = parts.length; cookies[`${name}.${i}`] !== undefined; i++) out.push(this.cookie.expire(req, `${name}.${i}`));
     return out;
   }

@@ -67,6 +67,8 @@ class PreparedCookie extends Cookie {
     attributes: Readonly<CookieAttributes>,
     /** Everything after `Max-Age`, e.g. `; Path=/; HttpOnly; SameSite=Lax`. */
     private readonly tail: string,
+    /** The maker built the value from SAFE_VALUE's alphabet only (CookieSettings.makeSealed): no need to test it. */
+    private readonly safe: boolean,
   ) {
     super(name, value, attributes);
   }
@@ -74,7 +76,7 @@ class PreparedCookie extends Cookie {
   override serialize(): string {
     const maxAge = this.attributes.maxAge;
     // `cookie` writes Max-Age first, right after name=value; anything unusual takes the general path.
-    if (maxAge === undefined || !Number.isFinite(maxAge) || !SAFE_VALUE.test(this.value)) return super.serialize();
+    if (maxAge === undefined || !Number.isFinite(maxAge) || !(this.safe || SAFE_VALUE.test(this.value))) return super.serialize();
     return `${this.name}=${this.value}; Max-Age=${Math.floor(maxAge / 1000)}${this.tail}`;
   }
 }
@@ -185,7 +187,18 @@ export class CookieSettings {
   /** A cookie with this store's name (or `name`), attributes and lifetime for this request. */
   make(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
     const secure = this.isSecure(req);
-    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0]);
+    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0], false);
+  }
+
+  /**
+   * `make` for a value its caller built from base64url, base64 and `.` and `~` only (a seal, or
+   * a chunk of one): its `Set-Cookie` skips testing the value against the safe alphabet, a
+   * regular expression over every character (about 3,000 instructions for a 300-byte seal, half
+   * a percent of a whole `write` request).
+   */
+  makeSealed(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
+    const secure = this.isSecure(req);
+    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0], true);
   }
 
   /** A cookie that deletes `name` (default: this store's cookie) in the browser. */
