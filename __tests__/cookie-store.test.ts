@@ -380,6 +380,37 @@ describe("CookieStore", () => {
       bigStore.load(ctxFor(bigValues[0]));
       expect(decrypt).toHaveBeenCalledTimes(1); // the first was evicted
     });
+
+    it.each([true, false])("keeps a session split into chunks: opened once, and its chunks read back as the same session (encrypt: %p)", (encrypt) => {
+      const store = new CookieStore({ secret: SECRET, encrypt });
+      const session = store.load(ctxFor());
+      session.notes = "n".repeat(5000);
+      const dumped = store.dump(session, ctxFor());
+      expect(dumped.map((c) => c.name)).toEqual(["session", "session.1"]);
+      const ctx = () => ({ req: { headers: {}, socket: {} }, res: {}, cookies: Object.fromEntries(dumped.map((c) => [c.name, c.value])) }) as unknown as SessionContext;
+      const open = jest.spyOn(nodeCrypto, encrypt ? "createDecipheriv" : "createHmac");
+      const first = store.load(ctx());
+      expect(open).toHaveBeenCalled(); // opened
+      open.mockClear();
+      const second = store.load(ctx());
+      expect(open).not.toHaveBeenCalled(); // from the cache
+      expect({ ...second }).toEqual({ ...first });
+      expect(second.notes).toBe("n".repeat(5000));
+      expect(store.dump(second, ctx())).toEqual([]); // unchanged: no Set-Cookie
+    });
+
+    it("does not keep a session whose entry would take over an eighth of the cache: it is opened on every request", () => {
+      const store = new CookieStore({ secret: SECRET, maxSize: 600_000 });
+      const session = store.load(ctxFor());
+      session.notes = "n".repeat(200_000); // about 1.6 MB by the cache's estimate, over its 1 MB per entry
+      const dumped = store.dump(session, ctxFor());
+      expect(dumped.length).toBeGreaterThan(60);
+      const ctx = () => ({ req: { headers: {}, socket: {} }, res: {}, cookies: Object.fromEntries(dumped.map((c) => [c.name, c.value])) }) as unknown as SessionContext;
+      const decrypt = jest.spyOn(nodeCrypto, "createDecipheriv");
+      expect(store.load(ctx()).notes).toHaveLength(200_000);
+      expect(store.load(ctx()).notes).toHaveLength(200_000);
+      expect(decrypt).toHaveBeenCalledTimes(2);
+    });
   });
 
   describe("touchAfter", () => {

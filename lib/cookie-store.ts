@@ -76,6 +76,13 @@ const CACHE_KEY_CHARS = 24;
 const CACHE_BYTES = 8 * 1024 * 1024;
 
 /**
+ * The largest entry the seal cache keeps: an eighth of it, so one session cannot push out
+ * everyone else's. A session of the default maxSize (14 KB of cookies) takes about 90 KB; one
+ * near the 1 MiB maxSize ceiling would take several MB, and is opened on every request.
+ */
+const CACHE_ENTRY_BYTES = CACHE_BYTES / 8;
+
+/**
  * An entry's bytes, estimated: the seal, plus the JSON and the parsed data, which together
  * measured about 6.7 times the JSON's length (a 2.2 KB session of 200 keys took 14.7 KB).
  */
@@ -103,12 +110,13 @@ export class CookieStore implements SessionStore {
   /** `<name>.1`, the second chunk's name, made once: looking up a string built per request costs a string-table search. */
   private readonly secondChunk: string;
   /**
-   * Seals opened recently (keyed by CACHE_KEY_CHARS of their text), so an unchanged cookie is
-   * decrypted once rather than on every request. Single-cookie seals only; at most 1,000 of
-   * them and about CACHE_BYTES (each entry holds the seal, its JSON and the parsed data).
-   * Expiry is still checked on every load.
+   * Seals opened recently (keyed by CACHE_KEY_CHARS of their text, chunks joined), so an
+   * unchanged cookie is decrypted once rather than on every request. At most 1,000 of them and
+   * about CACHE_BYTES (each entry holds the seal, its JSON and the parsed data); a session whose
+   * entry would take more than CACHE_ENTRY_BYTES is opened on every request instead. Expiry is
+   * still checked on every load.
    */
-  private readonly opened = new LRUCache<string, Readonly<Loaded>>({ max: 1000, maxSize: CACHE_BYTES, sizeCalculation: cacheSize });
+  private readonly opened = new LRUCache<string, Readonly<Loaded>>({ max: 1000, maxSize: CACHE_BYTES, maxEntrySize: CACHE_ENTRY_BYTES, sizeCalculation: cacheSize });
 
   constructor(options: CookieStoreOptions) {
     const owner = "CookieStore";
@@ -141,7 +149,7 @@ export class CookieStore implements SessionStore {
       const payload = opened && parsePayload(opened.plaintext);
       if (!payload) return Session.empty();
       loaded = { created: payload[0], touched: payload[1], json: payload[3], data: payload[2], rotated: opened.rotated, seal: raw };
-      if (raw.length <= CHUNK_LIMIT) this.opened.set(key, loaded);
+      this.opened.set(key, loaded);
     }
     const now = Date.now();
     if (now - loaded.touched > this.maxAge) return Session.empty();
