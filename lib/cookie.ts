@@ -186,8 +186,7 @@ export class CookieSettings {
 
   /** A cookie with this store's name (or `name`), attributes and lifetime for this request. */
   make(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
-    const secure = this.isSecure(req);
-    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0], false);
+    return this.prepared(req, value, maxAge, name, false);
   }
 
   /**
@@ -197,8 +196,12 @@ export class CookieSettings {
    * a percent of a whole `write` request).
    */
   makeSealed(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
+    return this.prepared(req, value, maxAge, name, true);
+  }
+
+  private prepared(req: IncomingMessage, value: string, maxAge: number | undefined, name: string, safe: boolean): Cookie {
     const secure = this.isSecure(req);
-    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0], true);
+    return new PreparedCookie(name, value, this.attributes(secure, maxAge), this.tails[secure ? 1 : 0], safe);
   }
 
   /** A cookie that deletes `name` (default: this store's cookie) in the browser. */
