@@ -18,6 +18,7 @@ const SLACK = 1500;
 const KINDS: [string, ClientKind][] = [
   ["a url (a node-redis client the store owns)", "url"],
   ["a node-redis client", "node-redis"],
+  ["a node-redis 4 client", "node-redis 4"],
   ["an ioredis client", "ioredis"],
 ];
 

@@ -1,7 +1,8 @@
 /**
  * RedisStore (SPEC §6): one behaviour matrix, run over every kind of client it takes — a
- * node-redis client, an ioredis client, a url (the store owns its client), and the cluster
- * clients of both against a three-master Redis Cluster.
+ * node-redis client (version 5, and version 4 through the `redis4` alias), an ioredis client, a
+ * url (the store owns its client), and the cluster clients of each against a three-master
+ * Redis Cluster.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -27,9 +28,11 @@ import {
 const KINDS: [string, ClientKind][] = [
   ["a node-redis client", "node-redis"],
   ["a node-redis client speaking RESP3", "node-redis RESP3"],
+  ["a node-redis 4 client", "node-redis 4"],
   ["an ioredis client", "ioredis"],
   ["a url (a node-redis client the store owns)", "url"],
   ["a node-redis cluster client", "node-redis cluster"],
+  ["a node-redis 4 cluster client", "node-redis 4 cluster"],
   ["an ioredis cluster client", "ioredis cluster"],
 ];
 const MINUTE = 60_000;

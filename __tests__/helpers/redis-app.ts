@@ -8,6 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import express from "express";
 import IORedis from "ioredis";
 import { createClient, createCluster } from "redis";
+// node-redis 4 (installed as the alias `redis4`): SPEC §6 promises "redis v4 and later".
+import { createClient as createClientV4, createCluster as createClusterV4 } from "redis4";
 import request from "supertest";
 import { sessions, type SessionStore, type SessionsOptions } from "../../lib";
 
@@ -149,7 +151,7 @@ export async function rawClient(target: string | { host: string; port: number }[
 }
 
 /** The kinds of client RedisStore supports; every behaviour test runs over each of them. */
-export type ClientKind = "node-redis" | "node-redis RESP3" | "ioredis" | "url" | "node-redis cluster" | "ioredis cluster";
+export type ClientKind = "node-redis" | "node-redis RESP3" | "node-redis 4" | "ioredis" | "url" | "node-redis cluster" | "node-redis 4 cluster" | "ioredis cluster";
 
 export interface StoreConnection {
   /** What to give RedisStore: `{ client }`, or `{ url }` for a store-owned client. */
@@ -173,6 +175,12 @@ export async function connectKind(kind: ClientKind, url: string, nodes: { host: 
       await client.connect();
       return { options: { client }, close: () => client.close() };
     }
+    case "node-redis 4": {
+      const client = createClientV4({ url });
+      client.on("error", () => undefined);
+      await client.connect();
+      return { options: { client }, close: () => client.quit().then(() => undefined) };
+    }
     case "ioredis": {
       const client = new IORedis(url);
       client.on("error", () => undefined);
@@ -186,6 +194,12 @@ export async function connectKind(kind: ClientKind, url: string, nodes: { host: 
       cluster.on("error", () => undefined);
       await cluster.connect();
       return { options: { client: cluster }, close: () => cluster.close() };
+    }
+    case "node-redis 4 cluster": {
+      const cluster = createClusterV4({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) });
+      cluster.on("error", () => undefined);
+      await cluster.connect();
+      return { options: { client: cluster }, close: () => cluster.quit().then(() => undefined) };
     }
     case "ioredis cluster": {
       const cluster = new IORedis.Cluster(nodes);
