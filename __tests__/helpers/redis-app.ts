@@ -141,10 +141,21 @@ export interface Raw {
   close(): Promise<void>;
 }
 
+/** A node-redis cluster's `rootNodes` for the cluster's `nodes`. */
+function rootNodes(nodes: { host: string; port: number }[]): { url: string }[] {
+  return nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` }));
+}
+
+/** Connects a node-redis client or cluster client (version 4 or 5); `close` is how its version closes it (`close`, or `quit` in 4). */
+async function nodeRedisConnection(client: { on(event: "error", listener: () => void): unknown; connect(): Promise<unknown> }, close: () => Promise<unknown>): Promise<StoreConnection> {
+  client.on("error", () => undefined);
+  await client.connect();
+  return { options: { client }, close: async () => void (await close()) };
+}
+
 /** A node-redis client (or cluster client, given several nodes) for assertions. */
 export async function rawClient(target: string | { host: string; port: number }[]): Promise<Raw> {
-  const client =
-    typeof target === "string" ? createClient({ url: target }) : createCluster({ rootNodes: target.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) });
+  const client = typeof target === "string" ? createClient({ url: target }) : createCluster({ rootNodes: rootNodes(target) });
   client.on("error", () => undefined);
   await client.connect();
   return client as unknown as Raw;
@@ -165,21 +176,15 @@ export async function connectKind(kind: ClientKind, url: string, nodes: { host: 
   switch (kind) {
     case "node-redis": {
       const client = createClient({ url });
-      client.on("error", () => undefined);
-      await client.connect();
-      return { options: { client }, close: () => client.close() };
+      return nodeRedisConnection(client, () => client.close());
     }
     case "node-redis RESP3": {
       const client = createClient({ url, RESP: 3 });
-      client.on("error", () => undefined);
-      await client.connect();
-      return { options: { client }, close: () => client.close() };
+      return nodeRedisConnection(client, () => client.close());
     }
     case "node-redis 4": {
       const client = createClientV4({ url });
-      client.on("error", () => undefined);
-      await client.connect();
-      return { options: { client }, close: () => client.quit().then(() => undefined) };
+      return nodeRedisConnection(client, () => client.quit());
     }
     case "ioredis": {
       const client = new IORedis(url);
@@ -190,16 +195,12 @@ export async function connectKind(kind: ClientKind, url: string, nodes: { host: 
     case "url":
       return { options: { url }, close: async () => undefined };
     case "node-redis cluster": {
-      const cluster = createCluster({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) });
-      cluster.on("error", () => undefined);
-      await cluster.connect();
-      return { options: { client: cluster }, close: () => cluster.close() };
+      const cluster = createCluster({ rootNodes: rootNodes(nodes) });
+      return nodeRedisConnection(cluster, () => cluster.close());
     }
     case "node-redis 4 cluster": {
-      const cluster = createClusterV4({ rootNodes: nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` })) });
-      cluster.on("error", () => undefined);
-      await cluster.connect();
-      return { options: { client: cluster }, close: () => cluster.quit().then(() => undefined) };
+      const cluster = createClusterV4({ rootNodes: rootNodes(nodes) });
+      return nodeRedisConnection(cluster, () => cluster.quit());
     }
     case "ioredis cluster": {
       const cluster = new IORedis.Cluster(nodes);
