@@ -77,6 +77,9 @@ const IMPLS = [
   { name: "express-session+connect-redis", kind: "incumbent", redis: true },
 ];
 
+/** The route of the control pair (floor ÷ floor): the one whose targets leave the least room (0.97). */
+const CONTROL_ROUTE = "untouched";
+
 /** Issue 4's targets: `impl` on `route` must reach `min` × `vs` in req/s. */
 const TARGETS = [
   { impl: "sessionbox-cookie", route: "untouched", vs: "floor", min: 0.97 },
@@ -246,16 +249,30 @@ async function runPairs(servers) {
     const a = servers.get(t.impl);
     const b = servers.get(t.vs);
     if (a === undefined || b === undefined) continue;
-    const ratios = [];
-    for (let k = 0; k < PAIRS; k++) {
-      const rps = {};
-      for (const server of k % 2 === 0 ? [a, b] : [b, a]) rps[server.impl] = (await measure(server, t.route, await setupSession(server.port), PAIR_SECONDS)).rps;
-      ratios.push(rps[a.impl] / rps[b.impl]);
-    }
-    out.push({ impl: t.impl, route: t.route, vs: t.vs, ratios, ratio: median(ratios) });
-    log(`  ${`${t.impl} ${t.route} ÷ ${t.vs}`.padEnd(62)} ${median(ratios).toFixed(3)}  (${ratios.map((r) => r.toFixed(2)).join(" ")})`);
+    out.push(await measurePairs(a, b, t.route));
+  }
+  // The control: the floor against a second floor process, on the tightest target's route. Its
+  // median is what this method gives two identical servers in this run, so a target that misses
+  // by less than the control strays from 1.00 is not told apart from noise.
+  const floor = servers.get("floor");
+  if (floor !== undefined) {
+    const twin = { ...(await startServer("floor")), impl: "floor (a second process)" };
+    for (const route of ROUTES) await measure(twin, route, await setupSession(twin.port), WARMUP);
+    out.push({ ...(await measurePairs(twin, floor, CONTROL_ROUTE)), control: true });
+    await twin.stop();
   }
   return out;
+}
+
+async function measurePairs(a, b, route) {
+  const ratios = [];
+  for (let k = 0; k < PAIRS; k++) {
+    const rps = new Map();
+    for (const server of k % 2 === 0 ? [a, b] : [b, a]) rps.set(server, (await measure(server, route, await setupSession(server.port), PAIR_SECONDS)).rps);
+    ratios.push(rps.get(a) / rps.get(b));
+  }
+  log(`  ${`${a.impl} ${route} ÷ ${b.impl}`.padEnd(62)} ${median(ratios).toFixed(3)}  (${ratios.map((r) => r.toFixed(2)).join(" ")})`);
+  return { impl: a.impl, route, vs: b.impl, ratios, ratio: median(ratios) };
 }
 
 function ratio(a, b) {
@@ -329,7 +346,7 @@ function checkTargets(http) {
   return TARGETS.map((t) => {
     const mine = http.rows[t.impl]?.[t.route];
     const theirs = http.rows[t.vs]?.[t.route];
-    const pair = http.pairs.find((p) => p.impl === t.impl && p.route === t.route && p.vs === t.vs);
+    const pair = http.pairs.find((p) => !p.control && p.impl === t.impl && p.route === t.route && p.vs === t.vs);
     // The table's cross-check: per run, this row's req/s over the other row's in the same sweep.
     const perRun = mine && theirs ? mine.runs.map((m, k) => ratio(m.rps, theirs.runs[k]?.rps)).filter((r) => r !== undefined) : [];
     // Redis rows: the server's CPU plus redis-server's, both are spent on each request.
@@ -340,7 +357,7 @@ function checkTargets(http) {
   });
 }
 
-function targetsMarkdown(targets) {
+function targetsMarkdown(targets, control) {
   const out = [
     "| target | median of paired req/s ratios | the pairs | result | table: median of per-run ratios | table: ratio of CPU/req |",
     "|---|---:|---|---|---:|---:|",
@@ -350,10 +367,14 @@ function targetsMarkdown(targets) {
     const fmt = (r) => (r === undefined ? "—" : `${r.toFixed(3)}×`);
     out.push(`| ${t.impl} \`${t.route}\` ≥ ${t.min.toFixed(2)} × ${t.vs} | ${fmt(t.ratio)} | ${t.pairs.map((r) => r.toFixed(2)).join(", ")} | ${result} | ${fmt(t.perRun)} | ${fmt(t.byCpu)} |`);
   }
+  if (control !== undefined) {
+    out.push(`| control: floor \`${control.route}\` ÷ ${control.vs} (two identical servers) | ${control.ratio.toFixed(3)}× | ${control.ratios.map((r) => r.toFixed(2)).join(", ")} | no target | — | — |`);
+  }
   out.push(
     "",
     `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first): the median of the pairs' ratios. ` +
-      "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load.",
+      "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load. " +
+      "The control row measures the floor against a second floor process in the same way: how far this method puts two identical servers from 1.00 in this run.",
   );
   return out.join("\n");
 }
@@ -451,7 +472,7 @@ async function main() {
     "",
   ];
   if (report.http) {
-    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets), "");
+    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets, report.http.pairs.find((p) => p.control)), "");
   }
   if (report.correctness) md.push(correctnessMarkdown(report.correctness), "");
   for (const failure of report.failures) md.push(`**Failed:** ${failure} (see the output above).`, "");
@@ -465,6 +486,8 @@ async function main() {
     const missed = report.targets.filter((t) => t.met === false);
     const unmeasured = report.targets.filter((t) => t.met === null);
     log(`Targets: ${report.targets.length - missed.length - unmeasured.length} met, ${missed.length} missed, ${unmeasured.length} not measured.`);
+    const control = report.http.pairs.find((p) => p.control);
+    if (control) log(`Control: the floor against a second floor process on \`${control.route}\`, ${control.ratio.toFixed(3)}.`);
   }
   log(`Wrote bench/results/latest.md and bench/results/latest.json (${report.elapsedSeconds} s).`);
   if (report.failures.length) {
