@@ -50,6 +50,7 @@ async function makeImpl(name) {
       return { mount: [busy], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     }
     case "floor":
+    case "floor-twin": // the floor again, in a second process: run.mjs's control (A/A)
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     case "floor-redis":
       // The floor with an idle node-redis client connected (not in `npm run bench`): what having
