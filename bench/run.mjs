@@ -13,6 +13,7 @@
 //   BENCH_RUNS      measured runs per implementation and route (default 3; medians reported)
 //   BENCH_PAIRS     back-to-back pairs of runs measuring each issue-4 target (default 8)
 //   BENCH_PAIR_SECONDS  seconds per run in those pairs (default 2)
+//   BENCH_PROCESSES processes per row that the pairs take in turn (default 3)
 //   BENCH_WARMUP    seconds of warm-up before the first measured run of each implementation
 //                   and route (default 2); the servers stay up, so later runs start warm
 //   BENCH_REWARM    seconds of warm-up before each later run (default 0)
@@ -60,6 +61,7 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const SESSIONS = Number(env.BENCH_SESSIONS ?? 1);
 const PAIRS = Number(env.BENCH_PAIRS ?? (QUICK ? 2 : 8));
 const PAIR_SECONDS = Number(env.BENCH_PAIR_SECONDS ?? (QUICK ? 0.5 : 2));
+const PROCESSES = Number(env.BENCH_PROCESSES ?? (QUICK ? 1 : 3));
 const SKIP = new Set((env.BENCH_SKIP ?? "").split(",").filter(Boolean));
 const ROUTES = ["untouched", "read", "write"];
 
@@ -213,7 +215,7 @@ async function runHttp(redis, redisStoreBuilt) {
       }
     }
   }
-  const pairs = PAIRS > 0 ? await runPairs(servers) : [];
+  const pairs = PAIRS > 0 ? await runPairs(servers, redis ? { REDIS_URL: redis.url } : {}) : [];
   for (const server of servers.values()) await server.stop();
   await redisClient?.close();
 
@@ -244,34 +246,56 @@ async function runHttp(redis, redisStoreBuilt) {
  * machine whose speed drifts by tens of percent over a minute (seen here: bare Express's req/s
  * doubling between two runs of the table), two runs seconds apart see the same machine, so the
  * pair's ratio holds where the table's medians cannot resolve a few percent.
+ *
+ * Each row is served by PROCESSES processes in turn (pair k by process k mod PROCESSES): two
+ * identical floor processes came out up to 7% apart over a whole run of pairs, for reasons that
+ * are not in their code and that more pairs of the same two processes cannot average out. The
+ * table's process is the first; the others are started here and warmed on every route first.
  */
-async function runPairs(servers) {
-  log(`Targets: ${TARGETS.length} × ${PAIRS} pairs of ${PAIR_SECONDS} s runs, back to back`);
+async function runPairs(servers, serverEnv) {
+  log(`Targets: ${TARGETS.length} × ${PAIRS} pairs of ${PAIR_SECONDS} s runs, back to back, ${PROCESSES} process(es) per row in turn`);
+  const replicas = new Map();
+  const processesOf = async (name) => {
+    if (!replicas.has(name)) {
+      const list = [servers.get(name)];
+      for (let i = 1; i < PROCESSES; i++) {
+        const server = await startServer(name, { env: serverEnv });
+        const cookie = await setupSession(server.port);
+        for (const route of ROUTES) await measure(server, route, cookie, WARMUP);
+        list.push(server);
+      }
+      replicas.set(name, list);
+    }
+    return replicas.get(name);
+  };
   const out = [];
   for (const t of TARGETS) {
-    const a = servers.get(t.impl);
-    const b = servers.get(t.vs);
-    if (a === undefined || b === undefined) continue;
-    out.push(await measurePairs(a, b, t.route));
+    if (!servers.has(t.impl) || !servers.has(t.vs)) continue;
+    out.push(await measurePairs(await processesOf(t.impl), await processesOf(t.vs), t.route));
   }
   // The control: the floor against its twin, on the tightest target's route. Its median is what
   // this method gives two identical servers in this run, so a target that misses by less than
   // the control strays from 1.00 is not told apart from noise.
-  const floor = servers.get("floor");
-  const twin = servers.get("floor-twin");
-  if (floor !== undefined && twin !== undefined) out.push({ ...(await measurePairs(twin, floor, CONTROL_ROUTE)), control: true });
+  if (servers.has("floor") && servers.has("floor-twin")) {
+    out.push({ ...(await measurePairs(await processesOf("floor-twin"), await processesOf("floor"), CONTROL_ROUTE)), control: true });
+  }
+  for (const list of replicas.values()) for (const server of list.slice(1)) await server.stop();
   return out;
 }
 
-async function measurePairs(a, b, route) {
+/** PAIRS pairs of runs of `as` and `bs` (lists of processes of the two rows, taken in turn); their req/s ratios. */
+async function measurePairs(as, bs, route) {
   const ratios = [];
   for (let k = 0; k < PAIRS; k++) {
+    const a = as[k % as.length];
+    const b = bs[k % bs.length];
     const rps = new Map();
     for (const server of k % 2 === 0 ? [a, b] : [b, a]) rps.set(server, (await measure(server, route, await setupSession(server.port), PAIR_SECONDS)).rps);
     ratios.push(rps.get(a) / rps.get(b));
   }
-  log(`  ${`${a.impl} ${route} ÷ ${b.impl}`.padEnd(62)} ${median(ratios).toFixed(3)}  (${ratios.map((r) => r.toFixed(2)).join(" ")})`);
-  return { impl: a.impl, route, vs: b.impl, ratios, ratio: median(ratios) };
+  const [a, b] = [as[0].impl, bs[0].impl];
+  log(`  ${`${a} ${route} ÷ ${b}`.padEnd(62)} ${median(ratios).toFixed(3)}  (${ratios.map((r) => r.toFixed(2)).join(" ")})`);
+  return { impl: a, route, vs: b, ratios, ratio: median(ratios) };
 }
 
 function ratio(a, b) {
@@ -371,7 +395,7 @@ function targetsMarkdown(targets, control) {
   }
   out.push(
     "",
-    `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first): the median of the pairs' ratios. ` +
+    `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first; each row served by ${PROCESSES} process(es) in turn, pair k by process k mod ${PROCESSES}): the median of the pairs' ratios. ` +
       "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load. " +
       "The control row measures floor-twin (the floor again, in a process of its own started with the others) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run.",
   );
@@ -429,7 +453,7 @@ async function main() {
   const redis = await startRedis();
   if (redis) log(`redis-server on ${redis.url} (private, nothing on disk)`);
 
-  const report = { placement, machine, revision: revision(), dist: process.env.BENCH_DIST ?? "dist/cjs", command: commandLine(), settings: { DURATION, RUNS, WARMUP, REWARM, CONNECTIONS, SESSIONS, QUICK } };
+  const report = { placement, machine, revision: revision(), dist: process.env.BENCH_DIST ?? "dist/cjs", command: commandLine(), settings: { DURATION, RUNS, WARMUP, REWARM, CONNECTIONS, SESSIONS, QUICK, PAIRS, PAIR_SECONDS, PROCESSES } };
 
   if (!SKIP.has("http")) {
     report.http = await runHttp(redis, redisStoreBuilt);
