@@ -397,7 +397,7 @@ function targetsMarkdown(targets, control) {
     "",
     `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first; each row served by ${PROCESSES} process(es) in turn, pair k by process k mod ${PROCESSES}): the median of the pairs' ratios. ` +
       "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load. " +
-      "The control row measures floor-twin (the floor again, in a process of its own started with the others) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run.",
+      "The control row measures floor-twin (the floor again, in processes of its own, started and measured like every row) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run.",
   );
   return out.join("\n");
 }
