@@ -261,7 +261,7 @@ async function runPairs(servers, serverEnv) {
       for (let i = 1; i < PROCESSES; i++) {
         const server = await startServer(name, { env: serverEnv });
         const cookie = await setupSession(server.port);
-        for (const route of ROUTES) await measure(server, route, cookie, WARMUP);
+        if (WARMUP > 0) for (const route of ROUTES) await measure(server, route, cookie, WARMUP);
         list.push(server);
       }
       replicas.set(name, list);

@@ -146,19 +146,23 @@ function rootNodes(nodes: { host: string; port: number }[]): { url: string }[] {
   return nodes.map(({ host, port }) => ({ url: `redis://${host}:${port}` }));
 }
 
-/** Connects a node-redis client or cluster client (version 4 or 5); `close` is how its version closes it (`close`, or `quit` in 4). */
-async function nodeRedisConnection(client: { on(event: "error", listener: () => void): unknown; connect(): Promise<unknown> }, close: () => Promise<unknown>): Promise<StoreConnection> {
+/** Connects a node-redis client or cluster client (version 4 or 5), ignoring its error events (tests stop and restart Redis). */
+async function connectQuietly<C extends { on(event: "error", listener: () => void): unknown; connect(): Promise<unknown> }>(client: C): Promise<C> {
   client.on("error", () => undefined);
   await client.connect();
+  return client;
+}
+
+/** A StoreConnection over a node-redis client or cluster client; `close` is how its version closes it (`close`, or `quit` in 4). */
+async function nodeRedisConnection(client: Parameters<typeof connectQuietly>[0], close: () => Promise<unknown>): Promise<StoreConnection> {
+  await connectQuietly(client);
   return { options: { client }, close: async () => void (await close()) };
 }
 
 /** A node-redis client (or cluster client, given several nodes) for assertions. */
 export async function rawClient(target: string | { host: string; port: number }[]): Promise<Raw> {
   const client = typeof target === "string" ? createClient({ url: target }) : createCluster({ rootNodes: rootNodes(target) });
-  client.on("error", () => undefined);
-  await client.connect();
-  return client as unknown as Raw;
+  return (await connectQuietly(client)) as unknown as Raw;
 }
 
 /** The kinds of client RedisStore supports; every behaviour test runs over each of them. */
