@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 import { describeRedis, type RedisServer, startRedis } from "./helpers/redis";
 
@@ -29,15 +30,6 @@ function startServer(impl: string, env: Record<string, string> = {}): Promise<Ru
     child.stdout?.on("data", collect);
     child.stderr?.on("data", collect);
     child.on("exit", (code) => reject(new Error(`bench/server.mjs ${impl} exited with code ${code} before it was ready:\n${output}`)));
-  });
-}
-
-function stopServer(running: Running | undefined): Promise<void> {
-  const child = running?.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
   });
 }
 
@@ -95,7 +87,7 @@ async function checkRow(impl: string, env: Record<string, string> = {}): Promise
     }
     if (impl.startsWith("sessionbox-cookie")) expect(first.setCookies).toHaveLength(1); // a write re-seals the cookie
   } finally {
-    await stopServer(server);
+    await stopChild(server.child);
   }
 }
 

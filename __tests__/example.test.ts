@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 
 jest.setTimeout(60_000);
@@ -86,13 +87,8 @@ function start(env: Record<string, string | undefined>): Promise<Started> {
   });
 }
 
-function stop(started: Started | undefined): Promise<void> {
-  const child = started?.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
+async function stop(started: Started | undefined): Promise<void> {
+  await stopChild(started?.child);
 }
 
 function count(body: string): number {

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 import { describeRedis, type RedisServer, startRedis } from "./helpers/redis";
 
@@ -43,12 +44,7 @@ function start(env: Record<string, string | undefined>): Promise<Started> {
 
 /** Stops the app with SIGTERM; resolves with its exit code. */
 function stop(started: Started | undefined): Promise<number | null> {
-  const child = started?.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child?.exitCode ?? null);
-  return new Promise((resolve) => {
-    child.once("exit", (code) => resolve(code));
-    child.kill("SIGTERM");
-  });
+  return stopChild(started?.child);
 }
 
 /** A browser with one cookie jar, that can switch between the copies of the app. */
