@@ -1,7 +1,7 @@
 /**
  * The benchmark's servers (`bench/server.mjs`, one per row of `npm run bench`'s table) serve
- * what the table's column names say: each is started as the suite starts it and driven like a
- * browser. A row whose `write` did not really save, or whose `untouched` route loaded and
+ * what the table's column names say: each is started from the script the suite runs for it,
+ * and driven like a browser. A row whose `write` did not really save, or whose `untouched` route loaded and
  * re-issued the session, would make its req/s mean something else. No timing is asserted.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,7 +17,7 @@ interface Running {
   base: string;
 }
 
-/** Starts `node bench/server.mjs IMPL 0` as the suite does; resolves once it prints `READY <port>`. */
+/** Starts `node bench/server.mjs IMPL 0` (the suite forks the same script, with the same NODE_ENV); resolves once it prints `READY <port>`. */
 function startServer(impl: string, env: Record<string, string> = {}): Promise<Running> {
   const child = spawn(process.execPath, [SERVER, impl, "0"], { cwd: ROOT, env: { ...process.env, ...env, NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
