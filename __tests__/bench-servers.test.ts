@@ -1,8 +1,9 @@
 /**
  * The benchmark's servers (`bench/server.mjs`, one per row of `npm run bench`'s table) serve
  * what the table's column names say: each is started from the script the suite runs for it,
- * and driven like a browser. A row whose `write` did not really save, or whose `untouched` route loaded and
- * re-issued the session, would make its req/s mean something else. No timing is asserted.
+ * and driven like a browser. A row whose `write` did not really save, or whose `untouched`
+ * route loaded and re-issued the session, would make its req/s mean something else. No timing
+ * is asserted.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
