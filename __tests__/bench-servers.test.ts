@@ -5,57 +5,14 @@
  * route loaded and re-issued the session, would make its req/s mean something else. No timing
  * is asserted.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { stopChild } from "./helpers/child";
+import type request from "supertest";
+import { Browser, setCookies } from "./helpers/apps";
+import { startNode, stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 import { describeRedis, type RedisServer, startRedis } from "./helpers/redis";
 
 const SERVER = join(ROOT, "bench/server.mjs");
-
-interface Running {
-  child: ChildProcess;
-  base: string;
-}
-
-/** Starts `node bench/server.mjs IMPL 0` (the suite forks the same script, with the same NODE_ENV); resolves once it prints `READY <port>`. */
-function startServer(impl: string, env: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, [SERVER, impl, "0"], { cwd: ROOT, env: { ...process.env, ...env, NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const collect = (chunk: Buffer) => {
-      output += chunk.toString();
-      const ready = /READY (\d+)/.exec(output);
-      if (ready) resolve({ child, base: `http://127.0.0.1:${ready[1]}` });
-    };
-    child.stdout?.on("data", collect);
-    child.stderr?.on("data", collect);
-    child.on("exit", (code) => reject(new Error(`bench/server.mjs ${impl} exited with code ${code} before it was ready:\n${output}`)));
-  });
-}
-
-/** A browser's cookie jar: keeps what each `Set-Cookie` says (an empty value deletes). */
-class Browser {
-  private readonly jar = new Map<string, string>();
-  constructor(private readonly base: string) {}
-
-  get cookie(): string {
-    return [...this.jar].map(([name, value]) => `${name}=${value}`).join("; ");
-  }
-
-  async get(path: string, cookie = this.cookie): Promise<{ status: number; body: string; setCookies: string[] }> {
-    const res = await fetch(this.base + path, { headers: cookie ? { cookie } : {} });
-    const setCookies = res.headers.getSetCookie();
-    for (const line of setCookies) {
-      const pair = line.split(";")[0];
-      const at = pair.indexOf("=");
-      const [name, value] = [pair.slice(0, at), pair.slice(at + 1)];
-      if (value === "") this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
-    return { status: res.status, body: await res.text(), setCookies };
-  }
-}
 
 /**
  * Drives one row: `/setup` creates the benchmark session; `/read` reads it; `/write` counts, and
@@ -64,29 +21,32 @@ class Browser {
  * leave the session unchanged send no `Set-Cookie`, as the package promises.
  */
 async function checkRow(impl: string, env: Record<string, string> = {}): Promise<void> {
-  const server = await startServer(impl, env);
+  // `node bench/server.mjs IMPL 0`: the script the suite forks for the row, with the same NODE_ENV.
+  const server = await startNode(SERVER, [impl, "0"], { ...process.env, ...env, NODE_ENV: "production" }, /READY (\d+)/);
   try {
-    const browser = new Browser(server.base);
+    if (server.ready === undefined) throw new Error(`bench/server.mjs ${impl} exited with code ${server.code} before it was ready:\n${server.output}`);
+    const browser = new Browser(`http://127.0.0.1:${server.ready}`);
     const setup = await browser.get("/setup");
-    expect(setup).toMatchObject({ status: 200, body: "ok" });
-    expect(setup.setCookies.length).toBeGreaterThan(0);
-    const sent = browser.cookie; // what the benchmark's client sends with every request
+    expect(setup).toMatchObject({ status: 200, text: "ok" });
+    expect(setCookies(setup).length).toBeGreaterThan(0);
+    const sent = browser.jar.header(); // what the benchmark's client sends with every request
+    const sending = (test: request.Test) => test.set("Cookie", sent);
 
-    expect(await browser.get("/read", sent)).toMatchObject({ status: 200, body: "user bench-user" });
-    const untouched = await browser.get("/untouched", sent);
-    expect(untouched).toMatchObject({ status: 200, body: "ok" });
+    expect(await browser.get("/read", sending)).toMatchObject({ status: 200, text: "user bench-user" });
+    const untouched = await browser.get("/untouched", sending);
+    expect(untouched).toMatchObject({ status: 200, text: "ok" });
 
-    const first = await browser.get("/write", sent);
-    expect(first).toMatchObject({ status: 200, body: "1" });
-    const second = await browser.get("/write");
+    const first = await browser.get("/write", sending);
+    expect(first).toMatchObject({ status: 200, text: "1" });
+    const second = await browser.get("/write"); // with the cookies the first write set
     const sessionless = impl === "express" || impl.startsWith("floor");
-    expect(second).toMatchObject({ status: 200, body: sessionless ? "1" : "2" });
+    expect(second).toMatchObject({ status: 200, text: sessionless ? "1" : "2" });
 
     if (sessionless || impl.startsWith("sessionbox")) {
-      expect(untouched.setCookies).toEqual([]);
-      expect((await browser.get("/read", sent)).setCookies).toEqual([]);
+      expect(setCookies(untouched)).toEqual([]);
+      expect(setCookies(await browser.get("/read", sending))).toEqual([]);
     }
-    if (impl.startsWith("sessionbox-cookie")) expect(first.setCookies).toHaveLength(1); // a write re-seals the cookie
+    if (impl.startsWith("sessionbox-cookie")) expect(setCookies(first)).toHaveLength(1); // a write re-seals the cookie
   } finally {
     await stopChild(server.child);
   }

@@ -2,9 +2,8 @@
  * The example app (`npm run example`), driven as a browser would: sign in, count, sign out,
  * with a cookie jar. It runs from the built package, as `npm run example` does.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { stopChild } from "./helpers/child";
+import { type Started, startNode, stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 
 jest.setTimeout(60_000);
@@ -56,35 +55,9 @@ class Browser {
   }
 }
 
-interface Started {
-  child: ChildProcess;
-  output: string;
-  base?: string;
-  code?: number | null;
-}
-
-/** Starts the example with `env`; resolves once it prints its address or exits. */
+/** Starts the example with `env`; resolves once it prints its address (`ready`) or exits. */
 function start(env: Record<string, string | undefined>): Promise<Started> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: undefined, NODE_ENV: "development", ...env };
-  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
-  const child = spawn(process.execPath, [APP], { cwd: ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-  const started: Started = { child, output: "" };
-  return new Promise((resolve) => {
-    const collect = (chunk: Buffer) => {
-      started.output += chunk.toString();
-      const address = /listening on (http:\/\/\S+)/.exec(started.output);
-      if (address && started.base === undefined) {
-        started.base = address[1];
-        resolve(started);
-      }
-    };
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
-    child.on("exit", (code) => {
-      started.code = code;
-      resolve(started);
-    });
-  });
+  return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: undefined, NODE_ENV: "development", ...env }, /listening on (http:\/\/\S+)/);
 }
 
 async function stop(started: Started | undefined): Promise<void> {
@@ -109,8 +82,8 @@ describe("the example app (npm run example)", () => {
 
   beforeAll(async () => {
     app = await start({ SESSION_SECRET: SECRET });
-    if (!app.base) throw new Error(`the example app did not start:\n${app.output}`);
-    browser = new Browser(app.base);
+    if (!app.ready) throw new Error(`the example app did not start:\n${app.output}`);
+    browser = new Browser(app.ready);
   });
   afterAll(() => stop(app));
 
@@ -189,7 +162,7 @@ describe("the example app's secret", () => {
 
   it("uses a random secret in development when SESSION_SECRET is unset, and says so", async () => {
     app = await start({});
-    expect(app.base).toBeDefined();
+    expect(app.ready).toBeDefined();
     expect(app.output).toContain("SESSION_SECRET is not set: using a random secret for this run");
   });
 

@@ -2,44 +2,17 @@
  * The Redis example app (`REDIS_URL=... npm run example:redis`), driven as a browser would,
  * against the harness's redis-server: two copies of the app share the sessions.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { stopChild } from "./helpers/child";
+import { type Started, startNode, stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
 import { describeRedis, type RedisServer, startRedis } from "./helpers/redis";
 
 const APP = join(ROOT, "examples/redis-app.mjs");
 const SECRET = "an-example-secret-that-is-long-enough-for-the-store";
 
-interface Started {
-  child: ChildProcess;
-  output: string;
-  base?: string;
-  code?: number | null;
-}
-
-/** Starts the example with `env`; resolves once it prints its address or exits. */
+/** Starts the example with `env`; resolves once it prints its address (`ready`) or exits. */
 function start(env: Record<string, string | undefined>): Promise<Started> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: SECRET, REDIS_URL: undefined, ...env };
-  for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
-  const child = spawn(process.execPath, [APP], { cwd: ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-  const started: Started = { child, output: "" };
-  return new Promise((resolve) => {
-    const collect = (chunk: Buffer) => {
-      started.output += chunk.toString();
-      const address = /listening on (http:\/\/\S+)/.exec(started.output);
-      if (address && started.base === undefined) {
-        started.base = address[1];
-        resolve(started);
-      }
-    };
-    child.stdout?.on("data", collect);
-    child.stderr?.on("data", collect);
-    child.on("exit", (code) => {
-      started.code = code;
-      resolve(started);
-    });
-  });
+  return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: SECRET, REDIS_URL: undefined, ...env }, /listening on (http:\/\/\S+)/);
 }
 
 /** Stops the app with SIGTERM; resolves with its exit code. */
@@ -74,7 +47,7 @@ describeRedis("the Redis example app (npm run example:redis)", () => {
   beforeAll(async () => {
     server = await startRedis();
     [one, two] = await Promise.all([start({ REDIS_URL: server.url }), start({ REDIS_URL: server.url })]);
-    for (const app of [one, two]) if (!app.base) throw new Error(`the example app did not start:\n${app.output}`);
+    for (const app of [one, two]) if (!app.ready) throw new Error(`the example app did not start:\n${app.output}`);
   }, 30_000);
 
   afterAll(async () => {
@@ -83,8 +56,8 @@ describeRedis("the Redis example app (npm run example:redis)", () => {
   });
 
   it("signs in on one copy, counts on the other, and signs out, with the session in Redis", async () => {
-    const a = (one as Started).base as string;
-    const b = (two as Started).base as string;
+    const a = (one as Started).ready as string;
+    const b = (two as Started).ready as string;
     const browser = new Browser();
 
     const home = await browser.request(a, "GET", "/");
