@@ -458,6 +458,7 @@ async function main() {
   if (!SKIP.has("http")) {
     report.http = await runHttp(redis, redisStoreBuilt);
     report.targets = checkTargets(report.http);
+    report.control = report.http.pairs.find((p) => p.control); // floor-twin ÷ floor, when measured
     // The correctness checks and micro-benchmarks are not throughput runs: any CPU.
     releaseCpus();
   }
@@ -495,7 +496,7 @@ async function main() {
     "",
   ];
   if (report.http) {
-    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets, report.http.pairs.find((p) => p.control)), "");
+    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets, report.control), "");
   }
   if (report.correctness) md.push(correctnessMarkdown(report.correctness), "");
   for (const failure of report.failures) md.push(`**Failed:** ${failure} (see the output above).`, "");
@@ -509,8 +510,7 @@ async function main() {
     const missed = report.targets.filter((t) => t.met === false);
     const unmeasured = report.targets.filter((t) => t.met === null);
     log(`Targets: ${report.targets.length - missed.length - unmeasured.length} met, ${missed.length} missed, ${unmeasured.length} not measured.`);
-    const control = report.http.pairs.find((p) => p.control);
-    if (control) log(`Control: floor-twin against the floor on \`${control.route}\`, ${control.ratio.toFixed(3)}.`);
+    if (report.control) log(`Control: floor-twin against the floor on \`${report.control.route}\`, ${report.control.ratio.toFixed(3)}.`);
   }
   log(`Wrote bench/results/latest.md and bench/results/latest.json (${report.elapsedSeconds} s).`);
   if (report.failures.length) {
