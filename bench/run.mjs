@@ -72,6 +72,11 @@ const IMPLS = [
   // The control: the floor again in a process of its own, started and measured like every row,
   // so the table and the control pair show what the method gives two identical servers.
   { name: "floor-twin", kind: "baseline" },
+  // The bounds for `write`: the floor sealing a session of the benchmark's shape into its cookie
+  // on each write with CookieStore's own seal, and no session work at all (server.mjs). What any
+  // store that keeps the session in a sealed cookie pays on this machine, at the least.
+  { name: "floor-seal", kind: "baseline" },
+  { name: "floor-seal-signed", kind: "baseline" },
   { name: "sessionbox-cookie", incumbent: "cookie-session" },
   { name: "sessionbox-cookie-signed", incumbent: "cookie-session" },
   { name: "sessionbox-memory", incumbent: "express-session" },
@@ -84,6 +89,9 @@ const IMPLS = [
 
 /** The route of the control pair (floor ÷ floor): the one whose targets leave the least room (0.97). */
 const CONTROL_ROUTE = "untouched";
+
+/** The bound pairs: on `write`, each floor-seal row against the floor, measured as the targets are (no target of their own). */
+const BOUNDS = ["floor-seal", "floor-seal-signed"];
 
 /** Issue 4's targets: `impl` on `route` must reach `min` × `vs` in req/s. */
 const TARGETS = [
@@ -279,6 +287,11 @@ async function runPairs(servers, serverEnv) {
   if (servers.has("floor") && servers.has("floor-twin")) {
     out.push({ ...(await measurePairs(await processesOf("floor-twin"), await processesOf("floor"), CONTROL_ROUTE)), control: true });
   }
+  // The bounds: the seal alone, against the floor, on `write`. A `write` target (0.85) cannot be
+  // met by a CookieStore in a run whose bound for its mode is at or under it.
+  for (const name of BOUNDS) {
+    if (servers.has(name) && servers.has("floor")) out.push({ ...(await measurePairs(await processesOf(name), await processesOf("floor"), "write")), bound: true });
+  }
   for (const list of replicas.values()) for (const server of list.slice(1)) await server.stop();
   return out;
 }
@@ -369,7 +382,7 @@ function checkTargets(http) {
   return TARGETS.map((t) => {
     const mine = http.rows[t.impl]?.[t.route];
     const theirs = http.rows[t.vs]?.[t.route];
-    const pair = http.pairs.find((p) => !p.control && p.impl === t.impl && p.route === t.route && p.vs === t.vs);
+    const pair = http.pairs.find((p) => !p.control && !p.bound && p.impl === t.impl && p.route === t.route && p.vs === t.vs);
     // The table's cross-check: per run, this row's req/s over the other row's in the same sweep.
     const perRun = mine && theirs ? mine.runs.map((m, k) => ratio(m.rps, theirs.runs[k]?.rps)).filter((r) => r !== undefined) : [];
     // Redis rows: the server's CPU plus redis-server's, both are spent on each request.
@@ -380,7 +393,7 @@ function checkTargets(http) {
   });
 }
 
-function targetsMarkdown(targets, control) {
+function targetsMarkdown(targets, control, bounds = []) {
   const out = [
     "| target | median of paired req/s ratios | the pairs | result | table: median of per-run ratios | table: ratio of CPU/req |",
     "|---|---:|---|---|---:|---:|",
@@ -393,11 +406,15 @@ function targetsMarkdown(targets, control) {
   if (control !== undefined) {
     out.push(`| control: floor-twin \`${control.route}\` ÷ floor (two identical servers) | ${control.ratio.toFixed(3)}× | ${control.ratios.map((r) => r.toFixed(2)).join(", ")} | no target | — | — |`);
   }
+  for (const b of bounds) {
+    out.push(`| bound: ${b.impl} \`${b.route}\` ÷ floor (the seal and its cookie, no session work) | ${b.ratio.toFixed(3)}× | ${b.ratios.map((r) => r.toFixed(2)).join(", ")} | no target | — | — |`);
+  }
   out.push(
     "",
     `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first; each row served by ${PROCESSES} process(es) in turn, pair k by process k mod ${PROCESSES}): the median of the pairs' ratios. ` +
       "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load. " +
-      "The control row measures floor-twin (the floor again, in processes of its own, started and measured like every row) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run.",
+      "The control row measures floor-twin (the floor again, in processes of its own, started and measured like every row) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run. " +
+      "The bound rows measure floor-seal (CookieStore's seal, AES-256-GCM) and floor-seal-signed (its HMAC) against the floor on `write` in the same way: the floor sealing a session of the benchmark's shape into its cookie on every write and doing nothing else, the least a sealed-cookie store can cost. A CookieStore `write` target cannot be met in a run where its mode's bound is at or under 0.85.",
   );
   return out.join("\n");
 }
@@ -459,6 +476,7 @@ async function main() {
     report.http = await runHttp(redis, redisStoreBuilt);
     report.targets = checkTargets(report.http);
     report.control = report.http.pairs.find((p) => p.control); // floor-twin ÷ floor, when measured
+    report.bounds = report.http.pairs.filter((p) => p.bound); // floor-seal(-signed) write ÷ floor
     // The correctness checks and micro-benchmarks are not throughput runs: any CPU.
     releaseCpus();
   }
@@ -496,7 +514,7 @@ async function main() {
     "",
   ];
   if (report.http) {
-    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets, report.control), "");
+    md.push(httpMarkdown(report.http), "### Targets (issue 4)", "", targetsMarkdown(report.targets, report.control, report.bounds), "");
   }
   if (report.correctness) md.push(correctnessMarkdown(report.correctness), "");
   for (const failure of report.failures) md.push(`**Failed:** ${failure} (see the output above).`, "");
@@ -511,6 +529,7 @@ async function main() {
     const unmeasured = report.targets.filter((t) => t.met === null);
     log(`Targets: ${report.targets.length - missed.length - unmeasured.length} met, ${missed.length} missed, ${unmeasured.length} not measured.`);
     if (report.control) log(`Control: floor-twin against the floor on \`${report.control.route}\`, ${report.control.ratio.toFixed(3)}.`);
+    for (const b of report.bounds ?? []) log(`Bound: ${b.impl} against the floor on \`${b.route}\`, ${b.ratio.toFixed(3)}.`);
   }
   log(`Wrote bench/results/latest.md and bench/results/latest.json (${report.elapsedSeconds} s).`);
   if (report.failures.length) {
