@@ -287,8 +287,8 @@ async function runPairs(servers, serverEnv) {
   if (servers.has("floor") && servers.has("floor-twin")) {
     out.push({ ...(await measurePairs(await processesOf("floor-twin"), await processesOf("floor"), CONTROL_ROUTE)), control: true });
   }
-  // The bounds: the seal alone, against the floor, on `write`. A `write` target (0.85) cannot be
-  // met by a CookieStore in a run whose bound for its mode is at or under it.
+  // The bounds: the seal alone, against the floor, on `write`. A CookieStore `write` does all of
+  // its bound's work and more: where its mode's bound is at or under 0.85, so is its target.
   for (const name of BOUNDS) {
     if (servers.has(name) && servers.has("floor")) out.push({ ...(await measurePairs(await processesOf(name), await processesOf("floor"), "write")), bound: true });
   }
@@ -414,7 +414,7 @@ function targetsMarkdown(targets, control, bounds = []) {
     `The verdict is on req/s, as issue 4 defines the targets, measured for each target by ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs of the two rows (alternating which goes first; each row served by ${PROCESSES} process(es) in turn, pair k by process k mod ${PROCESSES}): the median of the pairs' ratios. ` +
       "The table's figures are shown as cross-checks: the median over its runs of the two rows' req/s ratio within a run (measured up to a minute apart), and the ratio of server CPU per request (plus redis-server's for the Redis rows). On this machine both drift with its other load. " +
       "The control row measures floor-twin (the floor again, in processes of its own, started and measured like every row) against the floor in the same way: how far this method puts two identical servers from 1.00 in this run. " +
-      "The bound rows measure floor-seal (CookieStore's seal, AES-256-GCM) and floor-seal-signed (its HMAC) against the floor on `write` in the same way: the floor sealing a session of the benchmark's shape into its cookie on every write and doing nothing else, the least a sealed-cookie store can cost. A CookieStore `write` target cannot be met in a run where its mode's bound is at or under 0.85.",
+      "The bound rows measure floor-seal (CookieStore's seal, AES-256-GCM) and floor-seal-signed (its HMAC) against the floor on `write` in the same way: the floor sealing a session of the benchmark's shape into its cookie on every write and doing nothing else, the least a sealed-cookie store can cost. A CookieStore `write` does all of its bound's work and more, so in a run where its mode's bound is at or under 0.85 its target is out of reach but for the noise the control shows.",
   );
   return out.join("\n");
 }
