@@ -62,47 +62,24 @@ async function makeImpl(name) {
       // run bench`): a Set-Cookie of a sealed session's size and Vary: Cookie on every write,
       // Vary: Cookie on every read. What the response alone costs, without any session work.
       const value = `session=${"A".repeat(354)}; Max-Age=86400; Path=/; Expires=Sat, 28 Nov 2026 21:00:00 GMT; HttpOnly; SameSite=Lax`;
-      const floor = await makeImpl("floor");
-      return {
-        ...floor,
-        mount: [
-          ...floor.mount,
-          (req, res, next) => {
-            if (req.url !== "/untouched") res.setHeader("Vary", "Cookie");
-            if (req.url === "/write") res.setHeader("Set-Cookie", [value]);
-            next();
-          },
-        ],
-      };
+      return floorSending(() => value);
     }
     case "floor-seal":
     case "floor-seal-signed": {
       // floor-cookie, but each /write seals a session of the benchmark's shape with
-      // CookieStore's own seal (AES-256-GCM, or the HMAC with "-signed") and sends that
-      // (not in `npm run bench`): the least any store that keeps the session in a sealed
-      // cookie must do per write with node:crypto, without reading the cookie, without an
-      // id, a load, a change check or a response hook. A bound from below for the `write` rows.
+      // CookieStore's own seal (AES-256-GCM, or the HMAC with "-signed") and sends that: the
+      // least any store that keeps the session in a sealed cookie must do per write with
+      // node:crypto, without reading the cookie, without a load, a session object, a change
+      // check or a response hook. `npm run bench`'s bound from below for the `write` rows.
       const { CookieStore } = require(DIST);
       const store = new CookieStore({ secret: SECRET, encrypt: name === "floor-seal" });
       const session = { id: "3b241101-e2bb-4255-8caf-4136c566a962", ...SESSION_DATA };
       const created = Date.now();
-      const floor = await makeImpl("floor");
-      return {
-        ...floor,
-        mount: [
-          ...floor.mount,
-          (req, res, next) => {
-            if (req.url !== "/untouched") res.setHeader("Vary", "Cookie");
-            if (req.url === "/write") {
-              session.count++;
-              // `seal` is private in the TypeScript source; called here so the bound uses the very same code.
-              const value = store.seal(`[${created},${Date.now()},${JSON.stringify(session)}]`);
-              res.setHeader("Set-Cookie", [`session=${value}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`]);
-            }
-            next();
-          },
-        ],
-      };
+      return floorSending(() => {
+        session.count++;
+        // `seal` is private in the TypeScript source; called here so the bound uses the very same code.
+        return `session=${store.seal(`[${created},${Date.now()},${JSON.stringify(session)}]`)}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`;
+      });
     }
     case "floor-hooked":
       // The floor in a process that has loaded this package (not in `npm run bench`): its
@@ -147,6 +124,17 @@ async function makeImpl(name) {
     default:
       throw new Error(`unknown implementation ${JSON.stringify(name)}`);
   }
+}
+
+/** The floor, plus `Vary: Cookie` on every route but `untouched`, and on `write` the `Set-Cookie` that `cookieOnWrite()` makes. */
+async function floorSending(cookieOnWrite) {
+  const floor = await makeImpl("floor");
+  const send = (req, res, next) => {
+    if (req.url !== "/untouched") res.setHeader("Vary", "Cookie");
+    if (req.url === "/write") res.setHeader("Set-Cookie", [cookieOnWrite()]);
+    next();
+  };
+  return { ...floor, mount: [...floor.mount, send] };
 }
 
 function sync(req) {
