@@ -63,9 +63,10 @@ describe("npm run bench's servers (bench/server.mjs)", () => {
 });
 
 /**
- * The `floor-seal` rows (not in the suite's table; FINDINGS.md uses them as a bound from below
- * for `write`): each `/write` must send a real seal, one that a CookieStore with the benchmark's
- * secret opens, counting on from the last, or the bound would leave out work a store must do.
+ * The `floor-seal` rows, the suite's bounds from below for `write` (the floor sealing the
+ * session into its cookie and nothing else): each `/write` must send a real seal, one that a
+ * CookieStore with the benchmark's secret opens, counting on from the last, or the bound would
+ * leave out work a store must do.
  */
 describe("bench/server.mjs's floor-seal rows", () => {
   const SECRET = "bench-secret-bench-secret-bench-secret-0123456789"; // bench/server.mjs's
