@@ -19,9 +19,10 @@ const SERVER = join(ROOT, "bench/server.mjs");
  * Drives one row: `/setup` creates the benchmark session; `/read` reads it; `/write` counts, and
  * a second `/write` with the cookies the first one set counts on (the write was saved, in the
  * cookie or in the store); `/untouched` answers. For this package's rows, the two routes that
- * leave the session unchanged send no `Set-Cookie`, as the package promises.
+ * leave the session unchanged send no `Set-Cookie`, as the package promises. `more`, when given,
+ * goes on driving the same server afterwards.
  */
-async function checkRow(impl: string, env: Record<string, string> = {}): Promise<void> {
+async function checkRow(impl: string, env: Record<string, string> = {}, more?: (browser: Browser) => Promise<void>): Promise<void> {
   // `node bench/server.mjs IMPL 0`: the script the suite forks for the row, with the same NODE_ENV.
   const server = await startNode(SERVER, [impl, "0"], { ...process.env, ...env, NODE_ENV: "production" }, /READY (\d+)/);
   try {
@@ -48,6 +49,7 @@ async function checkRow(impl: string, env: Record<string, string> = {}): Promise
       expect(setCookies(await browser.get("/read", sending))).toEqual([]);
     }
     if (impl.startsWith("sessionbox-cookie")) expect(setCookies(first)).toHaveLength(1); // a write re-seals the cookie
+    await more?.(browser);
   } finally {
     await stopChild(server.child);
   }
@@ -73,11 +75,8 @@ describe("bench/server.mjs's floor-seal rows", () => {
   it.each([
     ["floor-seal", true],
     ["floor-seal-signed", false],
-  ])("%s sends a new seal of the session on every write", async (impl, encrypt) => {
-    await checkRow(impl);
-    const server = await startNode(SERVER, [impl, "0"], { ...process.env, NODE_ENV: "production" }, /READY (\d+)/);
-    try {
-      const browser = new Browser(`http://127.0.0.1:${server.ready}`);
+  ])("%s sends a new seal of the session on every write", (impl, encrypt) =>
+    checkRow(impl, {}, async (browser) => {
       const store = new CookieStore({ secret: SECRET, encrypt });
       const opened = async () => {
         const [line] = setCookies(await browser.get("/write"));
@@ -92,10 +91,8 @@ describe("bench/server.mjs's floor-seal rows", () => {
       expect({ ...first.session }).toMatchObject({ user: "bench-user", roles: ["reader", "writer"] });
       expect(second.session.count).toBe((first.session.count as number) + 1);
       expect(second.session.id).toBe(first.session.id);
-    } finally {
-      await stopChild(server.child);
-    }
-  });
+    }),
+  );
 });
 
 describeRedis("npm run bench's Redis servers (bench/server.mjs)", () => {
