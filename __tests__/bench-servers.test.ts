@@ -108,4 +108,18 @@ describeRedis("npm run bench's Redis servers (bench/server.mjs)", () => {
     await checkRow(impl, { REDIS_URL: redis.url });
     expect(Number(await redis.cli("DBSIZE"))).toBeGreaterThan(0); // the sessions are in this Redis
   });
+
+  // The bound for RedisStore `preload: false` on `untouched`: the floor, plus a client connected
+  // to the Redis the Redis rows use and left idle. Without the client it would be the floor again.
+  it("floor-redis serves the floor's routes with an idle client connected to this Redis", async () => {
+    const clients = async () => (await redis.cli("CLIENT", "LIST")).split("\n").filter((line) => line.includes("cmd=")).length;
+    const before = await clients();
+    const keys = await redis.cli("DBSIZE");
+    let during = 0;
+    await checkRow("floor-redis", { REDIS_URL: redis.url }, async () => {
+      during = await clients();
+    });
+    expect(during).toBe(before + 1); // its client (the redis-cli asking is counted in both)
+    expect(await redis.cli("DBSIZE")).toBe(keys); // and it stored nothing
+  });
 });

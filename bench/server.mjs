@@ -53,8 +53,9 @@ async function makeImpl(name) {
     case "floor-twin": // the floor again, in a second process: run.mjs's control (A/A)
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     case "floor-redis":
-      // The floor with an idle node-redis client connected (not in `npm run bench`): what having
-      // the client in the process costs a route that never uses it.
+      // The floor with an idle node-redis client connected: what having the client in the process
+      // costs a route that never uses it. `npm run bench`'s bound for RedisStore `preload: false`
+      // on `untouched`.
       await redisClient();
       return makeImpl("floor");
     case "floor-cookie": {
