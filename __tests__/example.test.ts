@@ -60,10 +60,6 @@ function start(env: Record<string, string | undefined>): Promise<Started> {
   return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: undefined, NODE_ENV: "development", ...env }, /listening on (http:\/\/\S+)/);
 }
 
-async function stop(started: Started | undefined): Promise<void> {
-  await stopChild(started?.child);
-}
-
 function count(body: string): number {
   const match = /<b id="count">(\d+)<\/b>/.exec(body);
   if (!match) throw new Error(`no counter on the page:\n${body}`);
@@ -85,7 +81,7 @@ describe("the example app (npm run example)", () => {
     if (!app.ready) throw new Error(`the example app did not start:\n${app.output}`);
     browser = new Browser(app.ready);
   });
-  afterAll(() => stop(app));
+  afterAll(() => stopChild(app?.child));
 
   it("shows a new visitor the home page, not signed in, with no cookie (an empty session is not saved)", async () => {
     const { res, body } = await browser.get("/");
@@ -158,7 +154,7 @@ describe("the example app (npm run example)", () => {
 
 describe("the example app's secret", () => {
   let app: Started | undefined;
-  afterEach(() => stop(app));
+  afterEach(() => stopChild(app?.child));
 
   it("uses a random secret in development when SESSION_SECRET is unset, and says so", async () => {
     app = await start({});

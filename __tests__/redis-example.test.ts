@@ -15,11 +15,6 @@ function start(env: Record<string, string | undefined>): Promise<Started> {
   return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: SECRET, REDIS_URL: undefined, ...env }, /listening on (http:\/\/\S+)/);
 }
 
-/** Stops the app with SIGTERM; resolves with its exit code. */
-function stop(started: Started | undefined): Promise<number | null> {
-  return stopChild(started?.child);
-}
-
 /** A browser with one cookie jar, that can switch between the copies of the app. */
 class Browser {
   cookie = "";
@@ -51,7 +46,7 @@ describeRedis("the Redis example app (npm run example:redis)", () => {
   }, 30_000);
 
   afterAll(async () => {
-    await Promise.all([stop(one), stop(two)]);
+    await Promise.all([stopChild(one?.child), stopChild(two?.child)]);
     await server?.stop();
   });
 
@@ -82,7 +77,7 @@ describeRedis("the Redis example app (npm run example:redis)", () => {
   });
 
   it("closes its Redis client and exits cleanly on SIGTERM", async () => {
-    expect(await stop(two)).toBe(0);
+    expect(await stopChild(two?.child)).toBe(0);
   });
 
   it("refuses to start without REDIS_URL, saying how to set it", async () => {
