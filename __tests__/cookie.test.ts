@@ -2,7 +2,8 @@ import type { IncomingMessage, Server } from "node:http";
 import express from "express";
 import request from "supertest";
 import { Cookie, CookieStore, MemoryStore, SessionConfigError, sessions, type CookieOptions } from "../lib";
-import { CookieSettings, isSecureRequest, parseCookies } from "../lib/cookie";
+import { parseCookies } from "../lib/cookie";
+import { CookieSettings, isSecureRequest } from "../lib/cookie-settings";
 import { close, cookiesByName, parseOne, SECRET, serve } from "./helpers/session-cookies";
 
 function fakeRequest(headers: Record<string, string> = {}, extra: object = {}): IncomingMessage {
@@ -293,8 +294,8 @@ describe("invalid names and attributes are refused at construction", () => {
     expect(build).toThrow(message);
   });
 
-  it('accepts "true" and "false" for the flags, as environment variables give them', async () => {
-    const store = new CookieStore({ secret: SECRET, cookie: { secure: "true", httpOnly: "false", partitioned: "true" } as unknown as CookieOptions });
+  it('accepts "true" and "false" for the flags in configuration, as environment variables give them', async () => {
+    const store = sessions({ store: "cookie", secret: SECRET, cookie: { secure: "true", httpOnly: "false", partitioned: "true" } }).store;
     const app = express();
     app.use(sessions(store));
     app.get("/", (req, res) => {

@@ -180,6 +180,29 @@ describe("a failing dump gives an error response, never a 2xx (SPEC §3.5)", () 
     });
   });
 
+  it("under plain node:http, onSaveError answers the error: a next that ignores its argument never runs the handler twice", async () => {
+    for (const how of ["throw", "reject"] as const) {
+      let runs = 0;
+      const mw = sessions(new FailingStore(how, down()), {
+        onSaveError: (err, _req, res) => {
+          res.statusCode = (err as { status?: number }).status ?? 500;
+          res.end(`could not save: ${(err as Error).message}`);
+        },
+      });
+      const browser = await browse((req: IncomingMessage, res: import("node:http").ServerResponse) =>
+        mw(req, res, () => {
+          runs++;
+          sessionRequest(req).session.user = "ann";
+          res.end("ok");
+        }),
+      );
+      const res = await browser.get("/");
+      expect(res.status).toBe(503);
+      expect(res.text).toBe("could not save: session store down");
+      expect(runs).toBe(1);
+    }
+  });
+
   it("a held call that Node refuses when replayed (a bad status code) goes to error handling", async () => {
     const browser = await browse(
       withErrorHandler(
@@ -583,6 +606,53 @@ describe("changes after the headers left (SPEC §3.6)", () => {
     expect(res.text).toBe("streaming done");
     expect(store.dumps).toBe(0);
     expect(setCookies(res)).toEqual([]);
+  });
+
+  describe.each([
+    ["a writeHead captured before the middleware ran", (res: express.Response) => (res as unknown as { capturedWriteHead: typeof res.writeHead }).capturedWriteHead.call(res, 200, { "Content-Type": "text/plain" })],
+    ["res.writeHeader", (res: express.Response) => (res as unknown as { writeHeader: typeof res.writeHead }).writeHeader(200, { "Content-Type": "text/plain" })],
+  ])("headers sent past the hook (%s) take the after-the-headers path", (_, sendHead) => {
+    function headApp(store: SessionStore, onLostChange?: (err: SessionError) => void): App {
+      const built = express5App((req, res, next) => {
+        (res as unknown as { capturedWriteHead: unknown }).capturedWriteHead = res.writeHead;
+        next();
+      });
+      built.use(sessions(store, onLostChange ? { onLostChange } : {}));
+      built.get("/set", (req, res) => {
+        req.session.step = 1;
+        res.send("set");
+      });
+      built.get("/read", (req, res) => res.json({ ...req.session }));
+      built.get("/head", (req, res) => {
+        req.session.step = 2;
+        sendHead(res);
+        res.end("the body");
+      });
+      return withErrorHandler(built);
+    }
+
+    it.each([
+      ["a server-side store", () => memoryStore()],
+      ["an asynchronous store", () => new SlowStore()],
+    ])("%s: the body is sent and the change saved at the end", async (_, makeStore) => {
+      const browser = await browse(headApp(makeStore()));
+      await browser.get("/set");
+      const res = await browser.get("/head");
+      expect(res.status).toBe(200);
+      expect(res.text).toBe("the body");
+      expect((await browser.get("/read")).body).toMatchObject({ step: 2 });
+    });
+
+    it("CookieStore: the body is sent and the change reported as lost", async () => {
+      const lost: SessionError[] = [];
+      const browser = await browse(headApp(cookieStore(), (err) => lost.push(err)));
+      await browser.get("/set");
+      const res = await browser.get("/head");
+      expect(res.status).toBe(200);
+      expect(res.text).toBe("the body");
+      expect(lost).toHaveLength(1);
+      expect(lost[0].message).toContain("session change on GET /head was not saved");
+    });
   });
 
   describe("a change that needs a cookie the browser can no longer get is reported, never dropped silently", () => {

@@ -254,6 +254,22 @@ describe("MemoryStore", () => {
       const after = await request(server).get("/read").set("Cookie", jar.header());
       expect(after.body).toEqual({ id, c: 3 });
     });
+    it("a deleted key whose name is also inherited (constructor, toString) is deleted", async () => {
+      const store = new MemoryStore();
+      const app = express();
+      app.use(sessions(store));
+      app.post("/forget", (req, res) => {
+        for (const key of ["constructor", "toString"]) delete req.session[key];
+        res.json({ ...req.session });
+      });
+      app.use(sessionApp(store));
+      const server = await start(app);
+      const { id, jar } = await login(store, { constructor: "kept as data", toString: "also data", c: 3 });
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body).toEqual({ id, constructor: "kept as data", toString: "also data", c: 3 });
+      await request(server).post("/forget").set("Cookie", jar.header());
+      const after = await request(server).get("/read").set("Cookie", jar.header());
+      expect(after.body).toEqual({ id, c: 3 });
+    });
   });
 
   describe("regenerate() and destroy()", () => {
@@ -358,11 +374,11 @@ describe("MemoryStore", () => {
       expect(new MemoryStore({ maxAge: MINUTE }).touchAfter).toBe(6 * SECOND);
       expect(new MemoryStore({ maxAge: 5 }).touchAfter).toBe(0);
       expect(new MemoryStore({ touchAfter: 0 }).touchAfter).toBe(0);
-      expect(new MemoryStore({ touchAfter: "0" } as never).touchAfter).toBe(0);
+      expect((sessions({ store: "memory", touchAfter: "0" }).store as MemoryStore).touchAfter).toBe(0);
     });
 
-    it("accepts numeric strings from environment variables", async () => {
-      const store = new MemoryStore({ max: "1", maxAge: "60000", absoluteTimeout: "120000", touchAfter: "500" } as never);
+    it("accepts numeric strings from environment variables through sessions({ store: \"memory\", ... })", async () => {
+      const store = sessions({ store: "memory", max: "1", maxAge: "60000", absoluteTimeout: "120000", touchAfter: "500" }).store as MemoryStore;
       expect(store).toMatchObject({ maxAge: 60_000, absoluteTimeout: 120_000, touchAfter: 500 });
       await login(store);
       await login(store);

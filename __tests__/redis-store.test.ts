@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import express from "express";
 import { type Cookie, RedisStore, Session, sessions, type SessionContext } from "../lib";
-import { CREATED_FIELD, TOUCHED_FIELD } from "../lib/redis-store";
+import { CREATED_FIELD, TOUCHED_FIELD } from "../lib/redis-hash";
 import { commandsBetween, delta, describeRedis, type RedisCluster, type RedisServer, startCluster, startRedis } from "./helpers/redis";
 import {
   Browser,
@@ -624,13 +624,26 @@ describeRedis("RedisStore", () => {
       expect(commandsBetween(before, await server.stats())).toBe(0);
     });
 
-    it("re-issues the cookie of a request that does not carry it signed with the first secret, even within touchAfter", async () => {
-      const session = Session.empty();
-      session.user = "ann";
-      const cookie = only(await store.dump(session, ctx()));
-      const loaded = await store.load(ctx({ [cookie.name]: cookie.value }));
-      // The same session, dumped for a request without its cookie (a direct caller, say).
-      expect(only(await store.dump(loaded, ctx())).value).toBe(cookie.value);
+    const OLDER_SECRET = "an-older-redis-suite-secret-0123456789";
+    it("re-issues, even within touchAfter, the cookie of a session loaded from a cookie signed with an older secret", async () => {
+      const older = new RedisStore({ url: server.url, secret: OLDER_SECRET, prefix: "direct:" });
+      const rotated = new RedisStore({ url: server.url, secret: [SECRET, OLDER_SECRET], prefix: "direct:" });
+      try {
+        const session = Session.empty();
+        session.user = "ann";
+        const old = only(await older.dump(session, ctx()));
+        const loaded = await rotated.load(ctx({ [old.name]: old.value }));
+        expect(loaded.user).toBe("ann");
+        const reissued = only(await rotated.dump(loaded, ctx({ [old.name]: old.value })));
+        expect(reissued.value).not.toBe(old.value);
+        expect(reissued.value.startsWith(`${session.id}.`)).toBe(true);
+        // Loaded from a cookie signed with the first secret, within touchAfter: nothing to send.
+        const again = await rotated.load(ctx({ [reissued.name]: reissued.value }));
+        expect(await rotated.dump(again, ctx({ [reissued.name]: reissued.value }))).toEqual([]);
+      } finally {
+        await older.close();
+        await rotated.close();
+      }
     });
 
     it("saves changes made after a first save against what that save wrote", async () => {

@@ -1,16 +1,17 @@
 /**
- * How `req.session` and `req.loadSession()` reach the request: an accessor defined once on
- * IncomingMessage.prototype (so mounted sub-apps see it too), on the request itself only when
- * its own class already defines `session`.
+ * How `req.session` and `req.loadSession()` reach the request: `sessions()` defines them on each
+ * request it serves, and on nothing else (SPEC §3.8); mounted twice, the second mount passes the
+ * first one's session through (SPEC §3.10).
  */
 import http from "node:http";
 import util from "node:util";
 import express from "express";
 import request from "supertest";
-import { MemoryStore, sessions, type SessionObject } from "../lib";
+import { CookieStore, MemoryStore, Session, sessions, type SessionObject, type SessionStore } from "../lib";
 
 /** Under bare node:http the request type knows nothing of the session: code casts, as users do. */
 type WithSession = { session: SessionObject };
+const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
 
 describe("req.session under Express", () => {
   it("is visible in a mounted sub-app's handlers", async () => {
@@ -40,84 +41,30 @@ describe("req.session under Express", () => {
     expect(res.headers["set-cookie"]).toBeUndefined();
   });
 
-  it("req.loadSession() outside the middleware rejects with a message that says to mount it", async () => {
+  it("req.loadSession does not exist on routes the middleware does not cover", async () => {
     const app = express();
-    app.get("/bare", async (req, res) => {
-      res.send(await req.loadSession().then(() => "loaded", (err: Error) => err.message));
-    });
+    app.get("/bare", (req, res) => res.json(typeof req.loadSession));
     app.use(sessions(new MemoryStore()));
-    expect((await request(app).get("/bare")).text).toMatch(/did not pass through the sessions\(\) middleware; mount it before this route/);
+    expect((await request(app).get("/bare")).body).toBe("undefined");
   });
 
-  it("does not show up among the request's own keys", async () => {
+  it("is not among the request's enumerable keys: for...in, Object.keys and util.inspect do not load the session", async () => {
+    let loads = 0;
+    const store = new MemoryStore();
+    const counting: SessionStore = { load: (ctx) => (loads++, store.load(ctx)), dump: (session, ctx) => store.dump(session, ctx) };
     const app = express();
-    app.use(sessions(new MemoryStore()));
-    app.get("/", (req, res) => res.json(Object.keys(req).includes("session")));
-    expect((await request(app).get("/")).body).toBe(false);
-  });
-});
-
-describe("req.session on bare node:http", () => {
-  it("comes from IncomingMessage.prototype, not from a property added to each request", async () => {
-    const mw = sessions(new MemoryStore());
-    const server = http.createServer((req, res) => {
-      if (req.url === "/bare") return void res.end(JSON.stringify({ session: (req as unknown as WithSession).session ?? null }));
-      mw(req, res, () => {
-        (req as unknown as WithSession).session.seen = true;
-        res.end(JSON.stringify({ own: Object.prototype.hasOwnProperty.call(req, "session"), inherited: "session" in http.IncomingMessage.prototype }));
-      });
-    });
-    const res = await request(server).get("/");
-    expect(JSON.parse(res.text)).toEqual({ own: false, inherited: true });
-    expect(res.headers["set-cookie"]).toHaveLength(1);
-    // A request that does not pass through the middleware reads no session.
-    expect(JSON.parse((await request(server).get("/bare")).text)).toEqual({ session: null });
-  });
-
-  it("gives the request its own properties when its class already defines session, and leaves that class alone", async () => {
-    class OtherRequest extends http.IncomingMessage {}
-    Object.defineProperty(OtherRequest.prototype, "session", { configurable: true, get: () => "theirs" });
-    const mw = sessions(new MemoryStore());
-    const server = http.createServer({ IncomingMessage: OtherRequest }, (req, res) =>
-      mw(req, res, () => {
-        const { session } = req as unknown as WithSession;
-        session.mine = 1;
-        res.end(JSON.stringify({ mine: session.mine, protoStill: (OtherRequest.prototype as unknown as { session: string }).session }));
-      }),
-    );
-    expect(JSON.parse((await request(server).get("/")).text)).toEqual({ mine: 1, protoStill: "theirs" });
-  });
-});
-
-/**
- * Where the request's state lives: in slots on `req.rawHeaders` (see lib/request-slot.ts), so
- * that nothing is added to `req` or `res`, whose hidden classes Express makes unique.
- */
-describe("per-request state", () => {
-  it("adds nothing visible to req, res or req.rawHeaders", async () => {
-    const app = express();
-    const keysBefore = new WeakMap<object, { req: PropertyKey[]; res: PropertyKey[] }>();
-    app.use((req, res, next) => {
-      keysBefore.set(req, { req: Reflect.ownKeys(req), res: Reflect.ownKeys(res) });
-      next();
-    });
-    app.use(sessions(new MemoryStore()));
+    app.use(sessions(counting));
     app.get("/", (req, res) => {
-      req.session.n = 1; // loads the session and holds the response
-      const before = keysBefore.get(req) as { req: PropertyKey[]; res: PropertyKey[] };
-      // Express adds `route` on its own; the middleware must add nothing.
-      const added = (now: object, then: PropertyKey[]) => Reflect.ownKeys(now).filter((key) => !then.includes(key) && key !== "route").map(String);
-      res.json({
-        reqAdded: added(req, before.req),
-        resAdded: added(res, before.res),
-        rawKeys: Object.keys(req.rawHeaders).length === req.rawHeaders.length,
-        inspected: util.inspect(req.rawHeaders, { depth: 0 }).includes("sessionbox"),
-        json: JSON.stringify(req.rawHeaders) === JSON.stringify([...req.rawHeaders]),
-      });
+      const listed: string[] = [];
+      for (const key in req) listed.push(key);
+      util.inspect(req, { depth: 1 });
+      res.json({ forIn: listed.includes("session") || listed.includes("loadSession"), keys: Object.keys(req).includes("session"), loads });
     });
-    expect((await request(app).get("/")).body).toEqual({ reqAdded: [], resAdded: [], rawKeys: true, inspected: false, json: true });
+    const res = await request(app).get("/");
+    expect(res.body).toEqual({ forIn: false, keys: false, loads: 0 });
+    expect(res.headers["set-cookie"]).toBeUndefined();
+    expect(res.headers.vary).toBeUndefined();
   });
-
   it("keeps interleaved requests apart when their handlers read and answer in later turns", async () => {
     const app = express();
     app.use(sessions(new MemoryStore()));
@@ -140,7 +87,7 @@ describe("per-request state", () => {
     expect((await request(app).get("/name").set("Cookie", cookieOf(b))).body).toBe("b");
   });
 
-  it("works on a request without a rawHeaders array and a response without a req (state kept on them instead)", async () => {
+  it("works on a request without rawHeaders and a response without req", async () => {
     const mw = sessions(new MemoryStore());
     const server = http.createServer((req, res) => {
       Object.defineProperty(req, "rawHeaders", { value: undefined, writable: true, configurable: true });
@@ -159,34 +106,8 @@ describe("per-request state", () => {
   });
 });
 
-describe("requests that share a rawHeaders array, or derive from another request", () => {
-  it("three concurrent requests given one rawHeaders array keep their own sessions and cookies", async () => {
-    const mw = sessions(new MemoryStore());
-    const sharedRaw: string[] = [];
-    const waiting: Array<() => void> = [];
-    const server = http.createServer((req, res) => {
-      if (req.url?.startsWith("/set/")) Object.defineProperty(req, "rawHeaders", { value: sharedRaw, writable: true, configurable: true });
-      mw(req, res, async () => {
-        const session = (req as unknown as WithSession).session;
-        if (req.url === "/name") return void res.end(String(session.name ?? ""));
-        session.name = (req.url as string).slice("/set/".length);
-        // All three attach and read before any reads again and answers.
-        await new Promise<void>((resolve) => {
-          waiting.push(resolve);
-          if (waiting.length === 3) for (const go of waiting) setTimeout(go, 5);
-        });
-        res.end(String((req as unknown as WithSession).session.name));
-      });
-    });
-    const answers = await Promise.all(["a", "b", "c"].map((name) => request(server).get(`/set/${name}`)));
-    expect(answers.map((res) => res.text)).toEqual(["a", "b", "c"]);
-    const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
-    expect(new Set(answers.map(cookieOf)).size).toBe(3);
-    for (const [i, name] of ["a", "b", "c"].entries()) {
-      expect((await request(server).get("/name").set("Cookie", cookieOf(answers[i]))).text).toBe(name);
-    }
-  });
 
+describe("objects derived from the request or the response", () => {
   it("an object made with Object.create(req) sees the request's session", async () => {
     const app = express();
     app.use(sessions(new MemoryStore()));
@@ -199,9 +120,6 @@ describe("requests that share a rawHeaders array, or derive from another request
     expect(res.body).toEqual({ same: true, value: true });
     expect(res.headers["set-cookie"]).toHaveLength(1);
   });
-});
-
-describe("a response made with Object.create(res)", () => {
   it("still sends the session's cookie when it ends the response", async () => {
     const mw = sessions(new MemoryStore());
     const server = http.createServer((req, res) =>
@@ -216,69 +134,97 @@ describe("a response made with Object.create(res)", () => {
   });
 });
 
-describe("response holds across interleaved requests", () => {
-  it("a response that asked headersSent before its session was read is still held after other responses were", async () => {
-    const app = express();
-    app.use(sessions(new MemoryStore()));
-    let openGate: () => void = () => {};
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    let aWaiting: () => void = () => {};
-    const aArrived = new Promise<void>((resolve) => (aWaiting = resolve));
-    app.get("/a", async (req, res) => {
-      const before = res.headersSent; // looked at before the session is read
-      req.session.a = 1;
-      aWaiting();
-      await gate; // meanwhile /b reads its session: another response is held last
-      res.json({ before });
+
+describe("on bare node:http", () => {
+  it("a request that does not pass through the middleware has no session, and its response is untouched", async () => {
+    const mw = sessions(new MemoryStore());
+    const server = http.createServer((req, res) => {
+      if (req.url === "/bare") return void res.end(JSON.stringify({ session: "session" in req, loadSession: "loadSession" in req, write: Object.hasOwn(res, "write") }));
+      mw(req, res, () => {
+        (req as unknown as WithSession).session.seen = true;
+        res.end(JSON.stringify({ own: Object.hasOwn(req, "session"), onPrototype: "session" in http.IncomingMessage.prototype }));
+      });
     });
-    app.get("/b", (req, res) => {
-      req.session.b = 1;
-      openGate();
-      setTimeout(() => res.json({}), 5);
+    const res = await request(server).get("/");
+    expect(JSON.parse(res.text)).toEqual({ own: true, onPrototype: false });
+    expect(res.headers["set-cookie"]).toHaveLength(1);
+    expect(JSON.parse((await request(server).get("/bare")).text)).toEqual({ session: false, loadSession: false, write: false });
+  });
+
+  it("works when the request's class defines session on its prototype, and leaves that class alone", async () => {
+    class OtherRequest extends http.IncomingMessage {}
+    Object.defineProperty(OtherRequest.prototype, "session", { configurable: true, get: () => "theirs" });
+    const mw = sessions(new MemoryStore());
+    const server = http.createServer({ IncomingMessage: OtherRequest }, (req, res) =>
+      mw(req, res, () => {
+        const { session } = req as unknown as WithSession;
+        session.mine = 1;
+        res.end(JSON.stringify({ mine: session.mine, protoStill: (OtherRequest.prototype as unknown as { session: string }).session }));
+      }),
+    );
+    expect(JSON.parse((await request(server).get("/")).text)).toEqual({ mine: 1, protoStill: "theirs" });
+  });
+
+  it("a response object the middleware cannot hook fails loudly on the first read of the session", async () => {
+    const mw = sessions(new MemoryStore());
+    const req = Object.assign(new http.IncomingMessage(null as never), { headers: {} });
+    const res = { end() {} } as unknown as http.ServerResponse;
+    let thrown: unknown;
+    mw(req, res, () => {
+      try {
+        void (req as unknown as WithSession).session;
+      } catch (err) {
+        thrown = err;
+      }
     });
-    const a = request(app).get("/a").then((r) => r);
-    await aArrived;
-    const [resA, resB] = await Promise.all([a, request(app).get("/b")]);
-    expect(resA.body).toEqual({ before: false });
-    expect(resA.headers["set-cookie"]).toHaveLength(1);
-    expect(resB.headers["set-cookie"]).toHaveLength(1);
+    expect(thrown).toMatchObject({ name: "SessionUsageError", status: 500 });
+    expect((thrown as Error).message).toMatch(/cannot hold the headers of this response: it has no writeHead\(\) method.*node:http ServerResponse or a node:http2 Http2ServerResponse/);
   });
 });
 
-/**
- * Two copies of the package in one process (two versions in node_modules, or an ESM and a
- * CommonJS import): the accessor, the request slots and the response hook are installed once,
- * by the first copy, and the second uses them.
- */
-describe("a second copy of the package in the same process", () => {
-  it("shares the request accessor, the slots and the response hook with the first", async () => {
+describe("mounted twice (SPEC §3.10)", () => {
+  it("the second mount passes the first one's session through: one load, one Set-Cookie, nothing set between them lost", async () => {
+    const store = new MemoryStore();
+    let loads = 0;
+    const counting: SessionStore = { load: (ctx) => (loads++, store.load(ctx)), dump: (session, ctx) => store.dump(session, ctx) };
+    const app = express();
+    const router = express.Router();
+    app.use(sessions(counting));
+    app.use((req, _res, next) => {
+      req.session.before = "set between the mounts";
+      next();
+    });
+    router.use(sessions(counting));
+    router.get("/x", (req, res) => {
+      req.session.after = 1;
+      res.json({ ...req.session });
+    });
+    app.use(router);
+    const res = await request(app).get("/x");
+    expect(res.body).toMatchObject({ before: "set between the mounts", after: 1 });
+    expect(res.headers["set-cookie"]).toHaveLength(1);
+    expect(loads).toBe(1);
+    const next = await request(app).get("/x").set("Cookie", cookieOf(res));
+    expect(next.body).toMatchObject({ id: res.body.id, before: "set between the mounts", after: 1 });
+  });
+
+  it("two copies of the package mounted one after the other: the second passes the first one's session through", async () => {
     let second: typeof import("../lib") | undefined;
     jest.isolateModules(() => {
       second = require("../lib") as typeof import("../lib");
     });
     const copy = second as typeof import("../lib");
     expect(copy.sessions).not.toBe(sessions); // really another copy of the modules
+    const secret = "a-secret-of-at-least-32-characters!!";
     const app = express();
-    app.use(copy.sessions(new copy.CookieStore({ secret: "a-secret-of-at-least-32-characters!!" })));
-    const arrived: Array<() => void> = [];
-    app.get("/set/:n", async (req, res) => {
-      // Read the session only once both requests have arrived: the state is then found
-      // through the request slots, not as the request attached last.
-      await new Promise<void>((resolve) => {
-        arrived.push(resolve);
-        if (arrived.length === 2) for (const go of arrived) setTimeout(go, 5);
-      });
-      req.session.n = Number(req.params.n);
-      res.send("ok");
+    app.use(sessions(new CookieStore({ secret })));
+    app.use(copy.sessions(new copy.CookieStore({ secret, name: "other" })));
+    app.get("/", (req, res) => {
+      req.session.n = 1;
+      res.json({ first: req.session instanceof Session });
     });
-    app.get("/get", (req, res) => res.json(req.session.n ?? null));
-    const [a, b] = await Promise.all([request(app).get("/set/7"), request(app).get("/set/8")]);
-    for (const res of [a, b]) {
-      expect(res.headers["set-cookie"]).toEqual([expect.stringMatching(/^session=[\w-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/)]);
-      expect(res.headers.vary).toBe("Cookie");
-    }
-    const cookieOf = (res: request.Response) => (res.headers["set-cookie"] as unknown as string[])[0].split(";")[0];
-    expect((await request(app).get("/get").set("Cookie", cookieOf(a))).body).toBe(7);
-    expect((await request(app).get("/get").set("Cookie", cookieOf(b))).body).toBe(8);
+    const res = await request(app).get("/");
+    expect(res.body).toEqual({ first: true });
+    expect((res.headers["set-cookie"] as unknown as string[]).map((line) => line.split("=")[0])).toEqual(["session"]);
   });
 });

@@ -15,13 +15,15 @@ import { createMiddleware, type SessionMiddleware, type SessionsOptions } from "
 import type { Session, SessionData } from "./session";
 import type { SessionStore } from "./store";
 
-export { Cookie, type CookieAttributes, type CookieOptions } from "./cookie";
+export { Cookie, type CookieAttributes } from "./cookie";
+export type { CookieOptions } from "./cookie-settings";
 export { CookieStore, type CookieStoreOptions } from "./cookie-store";
 export { SessionConfigError, SessionError, SessionStoreUnavailableError, SessionTooLargeError, SessionUsageError } from "./errors";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store";
 export { RedisStore, type RedisClient, type RedisStoreOptions } from "./redis-store";
 export type { SessionMiddleware, SessionsOptions } from "./middleware";
-export type { SessionsConfig } from "./config";
+export type { CommonStoreOptions } from "./store-options";
+export type { Configured, SessionsConfig } from "./config";
 export { Session, type SessionData, type SessionState } from "./session";
 export type { SessionContext, SessionStore } from "./store";
 

@@ -1,37 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import type { Cookie, CookieOptions } from "./cookie";
-import { checkKeys, pastAbsoluteTimeout, remainingLife, resolveCount, resolveDuration, resolveSecrets, resolveTouchAfter } from "./options";
-import { keepOnSession, keptOnSession, Session } from "./session";
+import type { Cookie } from "./cookie";
+import { pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
+import { type CommonStoreOptions, resolveCount, resolveStoreOptions } from "./store-options";
 
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends CommonStoreOptions {
   /** Signs the id cookie. Default: a random secret per process (sessions die with the process anyway). */
   secret?: string | readonly string[];
   /** Most sessions kept; the least recently used is evicted beyond it. Default 10000. */
   max?: number;
-  /** Cookie name. Default `"session"`. */
-  name?: string;
-  /** Cookie attributes. Defaults: HttpOnly, SameSite=Lax, Path=/, Secure when the request is secure. */
-  cookie?: CookieOptions;
-  /** Idle timeout in ms: the entry's TTL and the cookie's Max-Age, both slid when the session is touched (see `touchAfter`). Default 1 day. */
-  maxAge?: number;
-  /** Time since creation (or regenerate) after which the session ends, in ms; `null` for none. Default 7 days. */
-  absoluteTimeout?: number | null;
-  /**
-   * A session's cookie is re-issued, and its entry's TTL slid, only when it was last issued at
-   * least this many ms ago; in between, requests that read it cost no Set-Cookie. Shorter than
-   * maxAge; `0` touches on every request. Default min(60 s, maxAge / 10).
-   */
-  touchAfter?: number;
 }
-
-const OPTIONS = ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"] as const;
-const DAY = 86_400_000;
-
-/** The fields a session had when it was loaded (to write only what changed): kept on the session (keepOnSession) under this key. */
-const LOADED = Symbol("MemoryStore loaded");
 
 /** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
 interface Entry {
@@ -39,6 +20,14 @@ interface Entry {
   created: number;
   /** When the cookie was last issued (and the TTL last reset), ms since the epoch. */
   touched: number;
+}
+
+/** What the store remembers between `load` and `dump` of one request (Session.setStoreState). */
+interface Loaded {
+  /** The fields as loaded: a save writes only the fields that differ from these. */
+  fields: Map<string, string>;
+  /** The browser's cookie is signed with the first secret. */
+  current: boolean;
 }
 
 /**
@@ -56,13 +45,10 @@ export class MemoryStore implements SessionStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     const owner = "MemoryStore";
-    checkKeys(options, OPTIONS, owner);
-    const secrets = options.secret === undefined ? [randomBytes(32).toString("base64url")] : resolveSecrets(options.secret, owner);
+    const settings = resolveStoreOptions(options, ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"], owner, () => randomBytes(32).toString("base64url"));
+    ({ maxAge: this.maxAge, absoluteTimeout: this.absoluteTimeout, touchAfter: this.touchAfter } = settings);
     const max = resolveCount(options.max, 10_000, "max", "sessions", owner);
-    this.maxAge = resolveDuration(options.maxAge, DAY, "maxAge", owner) as number;
-    this.absoluteTimeout = resolveDuration(options.absoluteTimeout, 7 * DAY, "absoluteTimeout", owner, true);
-    this.touchAfter = resolveTouchAfter(options.touchAfter, this.maxAge, owner);
-    this.cookie = new SignedIdCookie(options.name ?? "session", options.cookie, secrets, owner);
+    this.cookie = new SignedIdCookie(settings.cookie, settings.secrets);
     // TTLs on the wall clock (not performance.now) so that idle and absolute timeouts agree,
     // with no cached "now" so that an expiry is seen on the very next request.
     this.cache = new LRUCache<string, Entry>({ max, ttl: Math.ceil(this.maxAge), ttlResolution: 0, perf: { now: () => Date.now() } });
@@ -74,19 +60,19 @@ export class MemoryStore implements SessionStore {
   }
 
   load(ctx: SessionContext): Session {
-    const id = this.cookie.read(ctx.cookies);
-    const entry = id === undefined ? undefined : this.cache.get(id);
-    if (id === undefined || entry === undefined) return Session.empty();
+    const signed = this.cookie.read(ctx.cookies);
+    const entry = signed === undefined ? undefined : this.cache.get(signed.id);
+    if (signed === undefined || entry === undefined) return Session.empty();
     if (pastAbsoluteTimeout(entry.created, this.absoluteTimeout, Date.now())) {
-      this.cache.delete(id);
+      this.cache.delete(signed.id);
       return Session.empty();
     }
     const data: { id: string } & Record<string, unknown> = Object.create(null);
     for (const [key, json] of entry.fields) data[key] = JSON.parse(json);
-    data.id = id;
+    data.id = signed.id;
     const session = new Session(data);
     // The fields as loaded: writes replace entry.fields with a changed copy, never change this one.
-    keepOnSession(session, LOADED, entry.fields);
+    Session.setStoreState(session, this, { fields: entry.fields, current: signed.current } satisfies Loaded);
     return session;
   }
 
@@ -103,23 +89,14 @@ export class MemoryStore implements SessionStore {
     // The entry as it is now: a concurrent request may have changed other fields since our
     // load, so only the fields this request changed are written (compared with what it loaded).
     // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
+    const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const current = loadedId === id ? this.cache.get(id) : undefined;
     const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now };
-    this.write(session, entry, current && keptOnSession(session, LOADED) as Map<string, string> | undefined);
-    if (current !== undefined && !this.needsTouch(current, id, now, ctx)) return [];
+    this.write(session, entry, current && loaded?.fields);
+    if (current !== undefined && loaded?.current === true && now - current.touched < this.touchAfter) return [];
     entry.touched = now;
     this.cache.set(id, entry);
-    const lifetime = remainingLife(entry.created, this.maxAge, this.absoluteTimeout, now);
-    return this.cookie.issue(ctx.req, id, lifetime, ctx.cookies);
-  }
-
-  /**
-   * Whether a stored session's cookie is issued again (and its TTL slid): once `touchAfter` has
-   * passed since it last was, or when the browser's cookie is signed with an older secret.
-   * Otherwise the browser's cookie, and the entry's TTL, still run from the last touch.
-   */
-  private needsTouch(entry: Entry, id: string, now: number, ctx: SessionContext): boolean {
-    return now - entry.touched >= this.touchAfter || !this.cookie.isCurrent(ctx.cookies, id);
+    return this.cookie.issue(ctx.req, id, remainingLife(entry.created, this.maxAge, this.absoluteTimeout, now));
   }
 
   /**
@@ -137,7 +114,7 @@ export class MemoryStore implements SessionStore {
         if (entry.fields.has(key)) change().delete(key);
       } else if (before?.get(key) !== json) change().set(key, json);
     }
-    if (before) for (const key of before.keys()) if (!(key in session) && entry.fields.has(key)) change().delete(key);
+    if (before) for (const key of before.keys()) if (!Object.hasOwn(session, key) && entry.fields.has(key)) change().delete(key);
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */

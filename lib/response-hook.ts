@@ -1,215 +1,158 @@
 /**
- * Holding the response's headers until the session is saved.
+ * Holding one response's headers until its session is saved.
  *
- * Why this exists: the session cookie has to be in the response headers, and for a store
- * that saves over the network the cookie (and the promise that the session is saved) is
- * only known once `dump` has finished. Node writes the headers on the first `writeHead`,
- * `write`, `end` or `flushHeaders`, so those four methods are wrapped, once, on
- * ServerResponse.prototype; a response whose session was read has a `Hold` (kept in a request
- * slot of its request), and every other response passes straight through. For a held response
- * the first of the four calls starts `prepare` (which runs `dump`):
+ * Why: the session cookie has to be in the headers, and a store that saves over the network
+ * only knows the cookie (and that the session is saved) once `dump` has finished. Node writes
+ * the headers on the first `writeHead`, `write`, `end` or `flushHeaders`, so `hookResponse`
+ * wraps those four methods on the one response object whose session was read, as on-headers
+ * does with `writeHead`. Other responses, other servers and Node's prototypes are untouched.
  *
- * - If `prepare` answers synchronously (cookie and memory stores), its cookies are added
- *   and the call goes straight through: no queue, no extra tick.
- * - If it answers with a Promise, the call and every later one are queued in order. `write`
- *   returns `false` while queued, so `stream.pipe(res)` and well-behaved writers pause
- *   (back-pressure: at most one chunk per writer is held), and `res.headersSent` is `true`,
- *   as it would be without the hold. When the Promise settles the cookies are added, the
- *   calls replayed, and `'drain'` emitted if we owe one.
- * - If `prepare` fails, the queued calls (and the Content-Length that described them) are
- *   dropped, further output is swallowed, and on the next turn `fail` receives the error
- *   (the middleware hands it to Express's error handling, whose response goes through).
- *   So the client never sees a 2xx for a session that was not saved.
+ * The first of the four calls asks the listener for its cookies:
+ * - answered synchronously (cookie and memory stores): the cookies are added and the call
+ *   goes through, in the same turn;
+ * - answered with a Promise: that call and every later one are queued, then replayed in order
+ *   once it settles. `write` returns `false` while queued, so `stream.pipe(res)` and careful
+ *   writers pause (back-pressure: at most a chunk per writer is held), and `'drain'` follows
+ *   the replay. Once the handler has called `end`, the response is complete as far as it is
+ *   concerned: headers are kept as they were then, and later output (an error handler's) is
+ *   dropped, so a 2xx that was sent stays a 2xx;
+ * - failed: the queued output is dropped and `failed` receives the error on a later turn, to
+ *   answer with an error response instead. A client never sees a 2xx for a lost session.
  *
- * After the headers have gone, an `end` that follows earlier writes calls `finish`, which
- * may save changes made while streaming; `end` waits for it too.
- *
- * Middleware that wraps `res.write` on the response itself (compression) sits in front of
- * the prototype's wrappers and keeps working, in whatever order it was mounted.
+ * When the headers left before `end` (streaming, or sent past the wrappers: a `writeHead`
+ * captured earlier, `res.writeHeader`), `end` first lets the listener save late changes.
  */
-import { type IncomingMessage, ServerResponse } from "node:http";
-import { carrierOf, findSlot, keepInSlot, type SlotCarrier, type SlotValue } from "./request-slot";
+import type { ServerResponse } from "node:http";
+import { SessionUsageError } from "./errors";
 import { isPromiseLike } from "./store";
 
-export interface HeaderHold {
+/** What a hooked response asks of the session. */
+export interface HeaderListener {
   /**
-   * Called once, just before the headers are written. Returns `Set-Cookie` values to add,
-   * synchronously or as a Promise. `final` is `true` when the triggering call is `end`,
-   * i.e. no handler code can run between the headers and the end of the response.
+   * Called once, just before the headers are written: the `Set-Cookie` values to add, now or as
+   * a Promise. `ending` is `true` when `end` wrote them (no handler code runs before the end).
    */
-  prepare(final: boolean): string[] | PromiseLike<string[]>;
-  /** `prepare` failed (called on a later turn): the output was dropped; answer with an error response. */
-  fail(err: unknown): void;
-  /**
-   * Called at `end` when the headers left before it; may return a Promise that `end` waits
-   * for. Must not throw: it reports its own failures (the response has to end regardless).
-   */
-  finish(): void | PromiseLike<void>;
+  beforeHeaders(ending: boolean): string[] | PromiseLike<string[]>;
+  /** `beforeHeaders` failed; the output was dropped. Called on a later turn. */
+  failed(err: unknown): void;
+  /** `end`, when the headers left before it. May return a Promise the end waits for; never throws. */
+  beforeEnd(): void | PromiseLike<void>;
 }
 
+/** The response methods that write headers, as the hook sees them (Node's, or another middleware's wrappers). */
 type Method = "writeHead" | "write" | "end" | "flushHeaders";
-type Call = [Method, unknown[]];
-type Fn = (this: ServerResponse, ...args: unknown[]) => unknown;
+type Call = [method: Method, args: unknown[]];
+type ResponseMethod = (...args: unknown[]) => unknown;
 
-/** What the wrappers need of a held response's state (whichever copy of this package made it). */
-interface Interceptor extends SlotValue {
-  intercept(method: Method, args: unknown[], held: unknown): unknown;
-  /** `true` while calls are queued: `res.headersSent` answers `true` then. */
-  readonly holding: boolean;
-}
+/** Node's `ServerResponse`, or `node:http2`'s compatibility `Http2ServerResponse`: both have what the hook needs. */
+export type HookableResponse = Pick<ServerResponse, "getHeader" | "setHeader" | "removeHeader" | "getHeaders" | "headersSent" | "statusCode" | "writableEnded"> &
+  Record<Method, ResponseMethod> & { emit(event: string): boolean; destroy(): unknown; statusMessage?: string };
 
-/**
- * A held response's state: kept in a request slot of `res.req` (request-slot.ts: not on `res`
- * itself, whose hidden class Express makes unique, so that a property added to it costs V8 a
- * new hidden class per response), or on `res` when it has no request. A response without it
- * passes straight through. Several copies of this package in one process (or jest's module
- * registries) share the slots and the wrappers below ("v4": v1 kept a WeakMap, v2 the state on
- * `res`, v3 a symbol property on rawHeaders, where a v4 copy would not look).
- */
-
-/** What the wrappers share, kept on ServerResponse.prototype under a registered symbol (one per process, whichever copy installed them). */
-interface Shared {
-  /** `write`, `end`, `flushHeaders` of OutgoingMessage.prototype, `writeHead` of ServerResponse.prototype. */
-  original: Record<Method, Fn>;
-  /** The `headersSent` getter of OutgoingMessage.prototype. */
-  headersSent: (this: ServerResponse) => boolean;
-  /**
-   * The response held last, and its hold: the wrappers of a response answered in the same turn
-   * as its session was read (most are) find its hold without looking it up.
-   */
-  lastRes: ServerResponse | undefined;
-  lastHold: Interceptor | undefined;
-  /**
-   * The response last found not held: Node's `end` calls `writeHead`, and both go through the
-   * wrappers. Once a wrapper passed a call through, the headers are on their way, so no hold
-   * can start for it later (holdHeaders clears this all the same).
-   */
-  lastFree: ServerResponse | undefined;
-}
-const SHARED = Symbol.for("sessionbox.response-hook.v4");
-const shared = install();
-const { original } = shared;
+const METHODS: readonly Method[] = ["writeHead", "write", "end", "flushHeaders"];
 
 /**
- * The object that carries the hold of `res`: its request's slot carrier, or `res` when it has no
- * request. A caller that already has the carrier of a request (`known`, `knownCarrier`) saves
- * reading it again when that request is the response's.
+ * Makes `listener.beforeHeaders` run, and complete, before the headers of `res` are written.
+ * Throws a `SessionUsageError` for an object that is not a Node response.
  */
-function holdCarrier(res: ServerResponse, known?: IncomingMessage, knownCarrier?: SlotCarrier): SlotCarrier {
-  const req = res.req as IncomingMessage | undefined;
-  if (req === undefined || req === null) return res as unknown as SlotCarrier;
-  return req === known && knownCarrier !== undefined ? knownCarrier : carrierOf(req);
+export function hookResponse(res: ServerResponse, listener: HeaderListener): void {
+  const target = res as unknown as HookableResponse;
+  for (const method of [...METHODS, "getHeader", "setHeader"] as const) {
+    if (typeof target[method] !== "function") {
+      throw new SessionUsageError(
+        `sessions() cannot hold the headers of this response: it has no ${method}() method. The session middleware needs a node:http ServerResponse or a node:http2 Http2ServerResponse`,
+      );
+    }
+  }
+  new ResponseHook(target, listener);
 }
 
-/** The hold of `res`, if it is held. `carrier`: the response's holdCarrier, when the caller has it already. */
-function holdOf(res: ServerResponse, carrier?: SlotCarrier): Interceptor | undefined {
-  if (res === shared.lastRes) return shared.lastHold;
-  if (res === shared.lastFree) return undefined;
-  const hold = findSlot(carrier ?? holdCarrier(res), res, "hold") as Interceptor | undefined;
-  if (hold === undefined) shared.lastFree = res;
-  return hold;
-}
-
-/** Node's own answer to `res.headersSent`. */
-function headersWritten(res: ServerResponse): boolean {
-  return shared.headersSent.call(res);
-}
-
-/**
- * Makes `hold.prepare` complete before the headers of `res` are written. Returns `false`, and
- * holds nothing, when the headers have already left (or another hold has them queued).
- * `req` and `carrier`, when given, are a request and its slot carrier (carrierOf) that the
- * caller already has: the response's own request, normally.
- */
-export function holdHeaders(res: ServerResponse, hold: HeaderHold, req?: IncomingMessage, carrier?: SlotCarrier): boolean {
-  // Reads res.req and its carrier once (each read of a property of `res` or `req` misses V8's
-  // caches: Express gives them hidden classes of their own).
-  const slots = holdCarrier(res, req, carrier);
-  if (holdOf(res, slots)?.holding === true || headersWritten(res)) return false;
-  const held = new Hold(res, hold);
-  keepInSlot(slots, "hold", held);
-  shared.lastRes = res;
-  shared.lastHold = held;
-  if (shared.lastFree === res) shared.lastFree = undefined;
-  return true;
-}
-
-const NO_COOKIES: string[] = [];
-
-/** One response's hold: the queue of calls made while `prepare` (or `finish`) is pending. */
-class Hold {
+/** One response's hook: the queue of calls made while the listener's Promise is pending. */
+class ResponseHook {
   /**
-   * open: nothing written yet; holding: waiting for a Promise; failed: `prepare` failed,
-   * output is swallowed until `fail` runs; released: pass-through.
+   * open: the headers have not been asked for; holding: waiting for the listener; failed: it
+   * failed, output is dropped until `failed` runs; released: calls pass through.
    */
   private phase: "open" | "holding" | "failed" | "released" = "open";
-  /** Set when the headers left before `end`: `finish` is owed at `end`. */
+  /** The headers left before `end`: `beforeEnd` is owed. */
   private streamed = false;
-  /** Calls made while holding, in order (allocated when the first one is). */
-  private queue: Call[] | undefined = undefined;
+  private queue: Call[] = [];
   private owesDrain = false;
-  private cookies: string[] = NO_COOKIES;
+  /** The status and headers when the first call was held: to the handler, they were sent then. */
+  private head: Head | undefined;
+  /** The handler's `end` is queued: later output (an error handler's) is dropped, and the head restored. */
+  private ended = false;
+  /** The head changed after it was sent (an error page started over a stream): the response is aborted. */
+  private broken = false;
+  private cookies: string[] = [];
+  private readonly original: Record<Method, ResponseMethod>;
 
   constructor(
-    private readonly res: ServerResponse,
-    private readonly hold: HeaderHold,
-  ) {}
-
-  /** SlotValue: the response held. */
-  get owner(): ServerResponse {
-    return this.res;
-  }
-
-  get holding(): boolean {
-    return this.phase === "holding";
-  }
-
-  intercept(method: Method, args: unknown[], held: unknown): unknown {
-    if (this.phase === "released") {
-      return method === "end" && this.streamed && !this.res.writableEnded ? this.finishThenEnd(args) : this.call(method, args);
+    private readonly res: HookableResponse,
+    private readonly listener: HeaderListener,
+  ) {
+    this.original = { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders };
+    // Read for the first time after the headers left: late changes are saved at the end.
+    if (res.headersSent) {
+      this.phase = "released";
+      this.streamed = true;
     }
-    if (method === "writeHead") this.res.statusCode = args[0] as number; // visible to loggers while held
-    if (this.phase === "holding") return this.enqueue(method, args, held);
-    if (this.phase === "failed") return held;
-    return this.start(method, args, held);
+    for (const method of METHODS) {
+      const held = method === "write" ? false : method === "flushHeaders" ? undefined : res;
+      res[method] = (...args: unknown[]) => this.intercept(method, args, held);
+    }
+  }
+
+  private intercept(method: Method, args: unknown[], held: unknown): unknown {
+    switch (this.phase) {
+      case "released":
+        if (method === "end" && this.streamed && !this.res.writableEnded) return this.endAfterStreaming(args);
+        return this.call(method, args);
+      case "holding":
+        return this.enqueue(method, args, held);
+      case "failed":
+        return held;
+      case "open":
+        // Headers sent past the wrappers (a writeHead captured earlier, res.writeHeader): as if streamed.
+        if (this.res.headersSent) {
+          this.phase = "released";
+          this.streamed = true;
+          return this.intercept(method, args, held);
+        }
+        return this.start(method, args, held);
+    }
   }
 
   private call(method: Method, args: unknown[]): unknown {
     if (method === "writeHead" && this.cookies.length > 0) args = addToWriteHead(args, this.cookies);
-    return original[method].apply(this.res, args);
+    return this.original[method].apply(this.res, args);
   }
 
-  /** The first call that would write the headers: run `prepare`, hold the output while it is pending. */
+  /** The first call that writes the headers: ask for the cookies, and hold the output while they are pending. */
   private start(method: Method, args: unknown[], held: unknown): unknown {
-    let result: string[] | PromiseLike<string[]>;
+    let cookies: string[] | PromiseLike<string[]>;
     try {
-      result = this.hold.prepare(method === "end");
+      cookies = this.listener.beforeHeaders(method === "end");
     } catch (err) {
       this.drop(err);
       return held;
     }
     this.streamed = method !== "end";
-    if (!isPromiseLike(result)) {
-      this.cookies = result;
-      addCookies(this.res, result);
+    if (!isPromiseLike(cookies)) {
+      this.addCookies(cookies);
       this.phase = "released";
       return this.call(method, args);
     }
-    // From here `res.headersSent` is true (see install): to the application the headers left
-    // with the first held call, so an error handler that checks must not start a second
-    // response, which the replay would splice into the first.
     this.phase = "holding";
-    // settle only throws when the headers were sent behind our back (setHeader refuses).
-    Promise.resolve(result)
-      .then((cookies) => this.settle(cookies))
+    Promise.resolve(cookies)
+      .then((value) => this.settle(value))
       .catch((err: unknown) => this.drop(err));
     return this.enqueue(method, args, held);
   }
 
-  /** `end` after the headers left: let `finish` save late changes before the response completes. */
-  private finishThenEnd(args: unknown[]): unknown {
+  /** `end` after the headers left: let the listener save late changes before the response completes. */
+  private endAfterStreaming(args: unknown[]): unknown {
     this.streamed = false;
-    const pending = this.hold.finish();
+    const pending = this.listener.beforeEnd();
     if (!isPromiseLike(pending)) return this.call("end", args);
     this.phase = "holding";
     const release = () => this.release();
@@ -218,26 +161,50 @@ class Hold {
   }
 
   private enqueue(method: Method, args: unknown[], held: unknown): unknown {
-    (this.queue ??= []).push([method, args]);
+    if (this.ended || this.broken) return held;
+    if (this.head === undefined) {
+      if (!this.res.headersSent) this.head = headOf(this.res);
+    } else if (!sameHead(this.head, this.res)) {
+      // Node would have refused this (to the handler, the headers were sent): abort rather than splice.
+      this.broken = true;
+      return held;
+    }
+    this.queue.push([method, args]);
     if (method === "write") this.owesDrain = true;
+    if (method === "end") this.ended = true;
     return held;
   }
 
+  /** The cookies are known: the head as it was sent (to the handler), plus the cookies; then the queue. */
   private settle(cookies: string[]): void {
-    this.cookies = cookies;
-    addCookies(this.res, cookies);
+    if (this.head !== undefined && this.ended) restoreHead(this.res, this.head);
+    this.addCookies(cookies);
     this.release();
   }
 
-  /** Replays the queue through `intercept`, so a queued `end` after writes still runs `finish`. */
+  private addCookies(cookies: string[]): void {
+    this.cookies = cookies;
+    if (cookies.length === 0) return;
+    const existing = this.res.getHeader("set-cookie");
+    this.res.setHeader("Set-Cookie", existing === undefined ? cookies : toList(existing).concat(cookies));
+  }
+
+  /** Replays the queue through `intercept`, so a queued `end` after writes still runs `beforeEnd`. */
   private release(): void {
     this.phase = "released";
-    const calls = this.queue ?? [];
-    this.queue = undefined;
+    const calls = this.queue;
+    const broken = this.broken;
+    this.queue = [];
+    this.head = undefined;
+    this.ended = false;
+    this.broken = false;
     let lastWrite = true;
     let ended = false;
     try {
       for (const [method, args] of calls) {
+        // A wrapper outside ours that checks res._header (compression) queues Node's implicit
+        // writeHead(statusCode) once per write: once the headers are out, the repeats are no-ops.
+        if (method === "writeHead" && this.res.headersSent && args.length === 1 && args[0] === this.res.statusCode) continue;
         const result = this.intercept(method, args, undefined);
         if (method === "write") lastWrite = result as boolean;
         if (method === "end") ended = true;
@@ -247,14 +214,21 @@ class Hold {
       this.drop(err);
       return;
     }
-    // A writer we paused waits for 'drain'. Node emits it itself when the last write
-    // really filled the socket; otherwise nobody would, so we do.
+    if (broken) {
+      this.res.destroy();
+      return;
+    }
+    // A writer we paused waits for 'drain'. Node emits it itself when the last write really
+    // filled the socket; otherwise nobody would, so we do.
     if (this.owesDrain && lastWrite && !ended) this.res.emit("drain");
     this.owesDrain = false;
   }
 
   private drop(err: unknown): void {
-    this.queue = undefined;
+    this.queue = [];
+    this.head = undefined;
+    this.ended = false;
+    this.broken = false;
     this.owesDrain = false;
     this.streamed = false;
     this.phase = "failed";
@@ -262,72 +236,41 @@ class Hold {
     if (!this.res.headersSent) this.res.removeHeader("Content-Length");
     setImmediate(() => {
       this.phase = "released";
-      this.hold.fail(err);
+      this.listener.failed(err);
     });
   }
 }
 
-/**
- * Installs the four wrappers once per process, on ServerResponse.prototype, where every
- * response finds them; a response that is not held passes straight through. (Replacing the
- * methods on each response instead makes V8 give up on the response object's fast shape:
- * measured with callgrind, that cost more per request than the rest of the session handling.)
- */
-function install(): Shared {
-  const proto = ServerResponse.prototype as unknown as Record<Method, Fn> & { [SHARED]?: Shared };
-  const existing = proto[SHARED];
-  if (existing !== undefined) return existing;
-  const shared: Shared = { original: {} as Record<Method, Fn>, headersSent: findGetter(proto, "headersSent"), lastRes: undefined, lastHold: undefined, lastFree: undefined };
-  Object.defineProperty(proto, SHARED, { value: shared });
-  for (const method of ["writeHead", "write", "end", "flushHeaders"] as const) {
-    const node = proto[method];
-    shared.original[method] = node;
-    const held: unknown = method === "write" ? false : method === "flushHeaders" ? undefined : null;
-    Object.defineProperty(proto, method, {
-      configurable: true,
-      writable: true,
-      value: {
-        [method](this: ServerResponse, ...args: unknown[]): unknown {
-          const state = holdOf(this);
-          if (state === undefined) return node.apply(this, args);
-          return state.intercept(method, args, held === null ? this : held);
-        },
-      }[method],
-    });
-  }
-  // `headersSent` (a getter on OutgoingMessage.prototype) answers `true` while a response is held.
-  // Defined once here: defining it on each held response is a slow path for V8.
-  const sent = shared.headersSent;
-  Object.defineProperty(proto, "headersSent", {
-    configurable: true,
-    enumerable: true,
-    get(this: ServerResponse): boolean {
-      return holdOf(this)?.holding === true || sent.call(this);
-    },
-  });
-  return shared;
+/** A response's status and headers. */
+interface Head {
+  statusCode: number;
+  statusMessage: string | undefined;
+  headers: Record<string, unknown>;
 }
 
-/** The getter of `name` found first along the prototype chain from `proto`. */
-function findGetter(proto: object, name: string): (this: ServerResponse) => boolean {
-  for (let o: object | null = proto; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-    const own = Object.getOwnPropertyDescriptor(o, name);
-    if (own?.get !== undefined) return own.get as (this: ServerResponse) => boolean;
-  }
-  throw new Error(`sessionbox: ServerResponse has no ${name} getter in this Node version`);
+function headOf(res: HookableResponse): Head {
+  return { statusCode: res.statusCode, statusMessage: res.statusMessage, headers: { ...res.getHeaders() } };
 }
 
-/** Appends `cookies` to the `Set-Cookie` header already on `res` (from `res.cookie()` and the like). */
-function addCookies(res: ServerResponse, cookies: string[]): void {
-  if (cookies.length === 0) return;
-  const existing = res.getHeader("set-cookie");
-  res.setHeader("Set-Cookie", existing === undefined ? cookies : toList(existing).concat(cookies));
+function sameHead(head: Head, res: HookableResponse): boolean {
+  if (res.statusCode !== head.statusCode) return false;
+  const now = res.getHeaders();
+  const names = Object.keys(now);
+  return names.length === Object.keys(head.headers).length && names.every((name) => now[name] === head.headers[name]);
+}
+
+/** Puts back the status and headers of `head` (an error handler may have changed them since). */
+function restoreHead(res: HookableResponse, head: Head): void {
+  const now = res.getHeaders();
+  for (const name of Object.keys(now)) if (!Object.hasOwn(head.headers, name)) res.removeHeader(name);
+  for (const [name, value] of Object.entries(head.headers)) if (now[name] !== value) res.setHeader(name, value as string);
+  res.statusCode = head.statusCode;
+  if (head.statusMessage !== undefined) res.statusMessage = head.statusMessage;
 }
 
 /**
- * `writeHead(status, [message], headers)` replaces a `Set-Cookie` already on `res` when its
- * `headers` name one: put ours into that argument so both survive. (Once other headers are
- * set, Node accepts a headers object or a flat `[name, value, ...]` array there.)
+ * `writeHead(status, [message], headers)` replaces a `Set-Cookie` already set when `headers`
+ * names one: put ours into that argument so both survive.
  */
 function addToWriteHead(args: unknown[], cookies: string[]): unknown[] {
   const last = args.length - 1;

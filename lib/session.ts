@@ -21,14 +21,6 @@ export interface SessionState {
   readonly destroyed: boolean;
 }
 
-/** `id`: an own, enumerable accessor, so it shows up in Object.keys and JSON while assignment fails. */
-let ID_PROPERTY: PropertyDescriptor;
-/** Set in Session's static block: they reach its private fields. */
-let keep: (session: Session, key: symbol, value: unknown) => void;
-let kept: (session: Session, key: symbol) => unknown;
-/** Set by `sessionFromParsed` for the one constructor call it makes: how to copy each value. */
-let copyNext: ((value: unknown) => unknown) | undefined;
-
 /** Keys that are never data: the id and the two methods. Stored data under these names is ignored. */
 const RESERVED = new Set(["id", "regenerate", "destroy", "__proto__"]);
 
@@ -46,30 +38,16 @@ export class Session {
   [key: string]: unknown;
 
   #id: string;
-
   #loadedId: string | null;
   #destroyed = false;
-  /** A store's bookkeeping (keepOnSession), and the key of the store that kept it. */
-  #keptKey: symbol | undefined = undefined;
-  #keptValue: unknown = undefined;
-
-  static {
-    // One getter shared by every session (a new closure per session cost a few µs per request).
-    ID_PROPERTY = { enumerable: true, get: function id(this: Session) { return this.#id; } };
-    keep = (session, key, value) => {
-      session.#keptKey = key;
-      session.#keptValue = value;
-    };
-    kept = (session, key) => (session.#keptKey === key ? session.#keptValue : undefined);
-  }
+  /** What the store that loaded the session remembers of it (see `setStoreState`). */
+  #storeState: { store: object; value: unknown } | undefined = undefined;
 
   /**
    * Rebuilds a session that a store loaded: `new Session({ id, ...data })`.
    * Keys named `id`, `regenerate`, `destroy` or `__proto__` in `data` are ignored.
    */
   constructor(data: { id: string } & Record<string, unknown>) {
-    const copy = copyNext;
-    copyNext = undefined;
     const id = data?.id;
     if (typeof id !== "string" || id === "") {
       throw new TypeError("new Session(data) needs data.id, a non-empty string (use Session.empty() for a new session)");
@@ -77,9 +55,9 @@ export class Session {
     this.#id = id;
     this.#loadedId = id;
     // An own, enumerable accessor: shows up in Object.keys and JSON, but assignment fails.
-    Object.defineProperty(this, "id", ID_PROPERTY);
+    Object.defineProperty(this, "id", { enumerable: true, get: () => this.#id });
     for (const key of Object.keys(data)) {
-      if (!RESERVED.has(key)) this[key] = copy === undefined ? data[key] : copy(data[key]);
+      if (!RESERVED.has(key)) this[key] = data[key];
     }
   }
 
@@ -93,6 +71,20 @@ export class Session {
   /** What the store needs besides the data: the id it was loaded under and whether it was destroyed. */
   static stateOf(session: Session): SessionState {
     return { loadedId: session.#loadedId, destroyed: session.#destroyed };
+  }
+
+  /**
+   * Keeps what a store saw when it loaded the session (what `dump` compares with), out of the
+   * session's keys, JSON and copies. A session keeps one store's state: the store's that loaded it.
+   */
+  static setStoreState(session: Session, store: object, value: unknown): void {
+    session.#storeState = { store, value };
+  }
+
+  /** What `setStoreState` kept on `session` for `store`, if anything. */
+  static storeState(session: Session, store: object): unknown {
+    const state = session.#storeState;
+    return state !== undefined && state.store === store ? state.value : undefined;
   }
 
   /** `true` when the session holds no data besides its id. */
@@ -121,32 +113,6 @@ export class Session {
     this.#id = uuidv4();
     this.#destroyed = true;
   }
-}
-
-/**
- * For stores that keep parsed data between requests (CookieStore's cache): `new Session(data)`
- * with each value passed through `copy`, so the session owns its values and `data` stays as
- * it was. One pass over the keys, where copying `data` first and then constructing made two.
- */
-export function sessionFromParsed(data: { id: string } & Record<string, unknown>, copy: (value: unknown) => unknown): Session {
-  copyNext = copy;
-  return new Session(data);
-}
-
-/**
- * Keeps a store's own bookkeeping on a session (what `dump` needs to know of what `load` saw),
- * under the store's `key`, in a private field: out of the session's keys, JSON, spreads and
- * copies. (A WeakMap from session to bookkeeping costs the garbage collector more per request
- * than the rest of loading; a non-enumerable symbol property takes an Object.defineProperty
- * call per session, where a private field declared by the class is a plain store.)
- */
-export function keepOnSession(session: Session, key: symbol, value: unknown): void {
-  keep(session, key, value);
-}
-
-/** What `keepOnSession` kept on `session` under `key`, if anything. */
-export function keptOnSession(session: Session, key: symbol): unknown {
-  return kept(session, key);
 }
 
 // `session.__proto__ = value` would otherwise swap the session's prototype: code such as
