@@ -23,7 +23,7 @@ const children = new Set();
  * other tools the rest. Unplaced, on a 2-core machine the scheduler at times ran the load
  * generator on the server's core, and the server's req/s then measured the placement as much
  * as the server: floor against floor (A/A), 8 rounds of 3 s, gave ratios from 0.84 to 1.16
- * unplaced and from 0.90 to 1.07 placed (README, "Performance"). Each server runs alone on one
+ * unplaced and from 0.90 to 1.07 placed (bench/FINDINGS.md, "Method"). Each server runs alone on one
  * core, as a server of a one-process-per-core deployment does; its garbage collector's helper
  * threads share that core. `BENCH_PIN=0` turns it off; it is off without `taskset` or with
  * fewer than 2 CPUs.

@@ -40,7 +40,7 @@ async function makeImpl(name) {
       return { mount: [], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     case "floor-busy": {
       // The floor plus BENCH_BUSY_US µs of busy work per request: how much a µs of in-process
-      // work costs over HTTP on this machine (README, "Over HTTP each µs counts more than once").
+      // work costs over HTTP on this machine (bench/FINDINGS.md, "Where the time goes").
       const ns = BigInt(Math.round(Number(process.env.BENCH_BUSY_US ?? 10) * 1000));
       const busy = (req, res, next) => {
         const end = process.hrtime.bigint() + ns;
