@@ -21,8 +21,8 @@ function json(res: Parameters<Handler>[1], status: number, body: unknown): void 
 const scenario: Handler = (req, res, next) => {
   const { session } = sessionRequest(req);
   if (req.method === "POST" && req.url === "/login") {
-    session.regenerate();
-    session.user = "ann";
+    void session.regenerate(); // req.session is now a new, empty session
+    sessionRequest(req).session.user = "ann";
     res.statusCode = 303;
     res.setHeader("Location", "/count");
     res.end();

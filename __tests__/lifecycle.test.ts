@@ -476,27 +476,32 @@ describe("regenerate() and destroy() are visible to the next request", () => {
   it.each([
     ["a synchronous store", () => memoryStore()],
     ["an asynchronous store", () => new SlowStore()],
-  ] as const)("regenerate() with %s: new id, same data, the old id no longer loads", async (_name, makeStore) => {
+  ] as const)("regenerate() with %s: a new id and an empty session (keep carries listed keys); the old id no longer loads", async (_name, makeStore) => {
     const browser = await browse(
       app(makeStore(), (a) =>
         a.post("/login", (req, res) => {
           const before = req.session.id;
-          req.session.regenerate();
+          const keep = req.query.keep === undefined ? undefined : String(req.query.keep).split(",");
+          void req.session.regenerate(keep ? { keep } : {});
           req.session.user = "ann";
           res.json({ changed: before !== req.session.id });
         }),
       ),
     );
-    await browser.get("/set?cart=3");
+    await browser.get("/set?cart=3&theme=dark");
     const before = (await browser.get("/read")).body.id as string;
     const oldCookie = browser.jar.get("session") as string;
     expect((await browser.post("/login")).body).toEqual({ changed: true });
     const after = (await browser.get("/read")).body;
-    expect(after).toEqual({ id: expect.any(String), cart: "3", user: "ann" });
+    expect(after).toEqual({ id: expect.any(String), user: "ann" });
     expect(after.id).not.toBe(before);
     const replay = new Browser(browser.url);
     replay.jar.set("session", oldCookie);
     expect((await replay.get("/read")).body).toEqual({ id: expect.not.stringMatching(before) });
+
+    await browser.get("/set?cart=4&theme=light");
+    await browser.post("/login?keep=cart");
+    expect((await browser.get("/read")).body).toEqual({ id: expect.any(String), user: "ann", cart: "4" });
   });
 
   it.each([

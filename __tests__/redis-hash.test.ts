@@ -9,7 +9,7 @@ const NOW = Date.UTC(2030, 0, 1);
 const ID = "3b241101-e2bb-4255-8caf-4136c566a962";
 
 function stored(fields: Record<string, unknown>, created = NOW - 1000, touched = NOW - 500): StoredHash {
-  return { id: ID, fields: new Map(Object.entries(fields).map(([k, v]) => [k, JSON.stringify(v)])), created, touched };
+  return { id: ID, fields: new Map(Object.entries(fields).map(([k, v]) => [k, JSON.stringify(v)])), created, touched, lifetime: undefined };
 }
 
 describe("hashChanges: the writes for a session", () => {

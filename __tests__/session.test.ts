@@ -51,11 +51,10 @@ describe("Session", () => {
   });
 
   describe(".id", () => {
-    it("cannot be reassigned (TypeError in strict mode)", () => {
+    it("cannot be reassigned: assigning it (as a mass assignment would) is ignored", () => {
       const session = new Session({ id: "abc" });
-      expect(() => {
-        (session as { id: string }).id = "evil";
-      }).toThrow(TypeError);
+      (session as { id: string }).id = "evil";
+      Object.assign(session, { id: "evil" });
       expect(session.id).toBe("abc");
     });
 
@@ -74,7 +73,7 @@ describe("Session", () => {
     });
   });
 
-  describe("methods are not data", () => {
+  describe("methods and cookie are not data", () => {
     it("Object.keys and JSON.stringify show id and the user's keys only", () => {
       const session = Session.empty();
       session.user = "ann";
@@ -82,40 +81,101 @@ describe("Session", () => {
       expect(Object.keys(session)).toEqual(["id", "user", "cart"]);
       expect(JSON.parse(JSON.stringify(session))).toEqual({ id: session.id, user: "ann", cart: [1, 2] });
       expect({ ...session }).toEqual({ id: session.id, user: "ann", cart: [1, 2] });
-      expect("regenerate" in session && !Object.keys(session).includes("regenerate")).toBe(true);
+      for (const name of ["regenerate", "destroy", "save", "reload", "touch", "resetMaxAge", "cookie"]) {
+        expect({ name, in: name in session, listed: Object.keys(session).includes(name) }).toEqual({ name, in: true, listed: false });
+      }
     });
-  });
 
-  describe(".regenerate()", () => {
-    it("gives a new id and keeps the data", () => {
+    it("assigning a reserved name (a mass assignment from a request body) neither breaks the methods nor stores data", () => {
       const session = new Session({ id: "abc", user: "ann" });
-      session.regenerate();
-      expect(session.id).not.toBe("abc");
-      expect(session.id).toMatch(UUID_V4);
-      expect(session.user).toBe("ann");
-      expect(Object.keys(session)).toEqual(["id", "user"]);
-      // The store learns the old id, to delete it.
-      expect(Session.stateOf(session)).toEqual({ loadedId: "abc", destroyed: false });
+      const cookie = session.cookie;
+      const body = JSON.parse('{"id":"evil","cookie":{"maxAge":1},"regenerate":1,"destroy":null,"save":"x","reload":[],"touch":{},"resetMaxAge":0,"__proto__":{"admin":true},"name":"bob"}');
+      Object.assign(session, body);
+      expect({ ...session }).toEqual({ id: "abc", user: "ann", name: "bob" });
+      expect(session.cookie).toBe(cookie);
+      for (const name of ["regenerate", "destroy", "save", "reload", "touch", "resetMaxAge"]) expect(typeof session[name]).toBe("function");
+      expect(session.admin).toBeUndefined();
+    });
+
+    it("data loaded under a reserved name is ignored", () => {
+      const session = new Session(JSON.parse('{"id":"abc","cookie":1,"save":2,"touch":3,"ok":1}'));
+      expect(Object.keys(session)).toEqual(["id", "ok"]);
+      expect(typeof session.save).toBe("function");
     });
   });
 
-  describe(".destroy()", () => {
-    it("empties the session, gives it a new id and marks it destroyed", () => {
+  describe("Session.regenerated(session, keep): what regenerate() puts in req.session", () => {
+    it("a new, empty session with a new id; the old object keeps its data; the store learns the old id, to remove it", () => {
       const session = new Session({ id: "abc", user: "ann", cart: [1] });
-      session.destroy();
-      expect(Object.keys(session)).toEqual(["id"]);
-      expect(session.id).not.toBe("abc");
-      expect(Session.isEmpty(session)).toBe(true);
-      expect(Session.stateOf(session)).toEqual({ loadedId: "abc", destroyed: true });
+      const next = Session.regenerated(session, false);
+      expect(next).not.toBe(session);
+      expect(next.id).toMatch(UUID_V4);
+      expect(Object.keys(next)).toEqual(["id"]);
+      expect({ ...session }).toEqual({ id: "abc", user: "ann", cart: [1] });
+      expect(Session.stateOf(next)).toEqual({ loadedId: "abc", destroyed: true });
     });
 
-    it("data written after destroy() starts a new session", () => {
-      const session = new Session({ id: "abc", user: "ann" });
-      session.destroy();
-      session.user = "bob";
-      expect(Session.isEmpty(session)).toBe(false);
-      expect(session.user).toBe("bob");
-      expect(session.id).not.toBe("abc");
+    it("{ keep: true } carries all the data over, { keep: [keys] } the listed keys", () => {
+      const session = new Session({ id: "abc", user: "ann", cart: [1], returnTo: "/x" });
+      expect({ ...Session.regenerated(session, true), id: "-" }).toEqual({ id: "-", user: "ann", cart: [1], returnTo: "/x" });
+      expect({ ...Session.regenerated(session, ["cart", "returnTo", "missing"]), id: "-" }).toEqual({ id: "-", cart: [1], returnTo: "/x" });
+    });
+
+    it("a session that was never stored regenerates into a new one with nothing to remove", () => {
+      expect(Session.stateOf(Session.regenerated(Session.empty(), false))).toEqual({ loadedId: null, destroyed: false });
+    });
+
+    it("the methods that need the middleware say so when called on a session it does not serve", async () => {
+      const session = new Session({ id: "abc" });
+      await expect(session.regenerate()).rejects.toThrow(/session\.regenerate\(\) needs the sessions\(\) middleware/);
+      await expect(session.save()).rejects.toThrow(/session\.save\(\) needs the sessions\(\) middleware/);
+      const err = await new Promise<Error | null>((resolve) => session.reload(resolve));
+      expect(err?.message).toMatch(/session\.reload\(\) needs the sessions\(\) middleware/);
+    });
+  });
+
+  describe(".cookie (express-session's req.session.cookie)", () => {
+    const init = { maxAge: 60_000, attributes: { path: "/", httpOnly: true, secure: false, sameSite: "lax" as const } };
+
+    it("shows the store's lifetime and attributes; it is not data", () => {
+      const session = Session.empty(init);
+      expect(session.cookie.originalMaxAge).toBe(60_000);
+      expect(session.cookie.maxAge).toBeGreaterThan(59_000);
+      expect(session.cookie.expires).toBeInstanceOf(Date);
+      expect(session.cookie).toMatchObject({ path: "/", httpOnly: true, secure: false, sameSite: "lax" });
+      expect(JSON.parse(JSON.stringify(session.cookie))).toMatchObject({ originalMaxAge: 60_000, path: "/", httpOnly: true, secure: false, sameSite: "lax" });
+      expect(Session.lifetimeOf(session)).toEqual({ lifetime: undefined, renewed: false });
+    });
+
+    it("maxAge and expires set this session's lifetime; null makes it a cookie that ends with the browser", () => {
+      const session = Session.empty(init);
+      session.cookie.maxAge = 30 * 86_400_000;
+      expect(session.cookie.originalMaxAge).toBe(30 * 86_400_000);
+      expect(Session.lifetimeOf(session)).toEqual({ lifetime: 30 * 86_400_000, renewed: true });
+      session.cookie.expires = new Date(Date.now() + 3_600_000);
+      expect(session.cookie.maxAge).toBeGreaterThan(3_599_000);
+      expect(session.cookie.maxAge).toBeLessThanOrEqual(3_600_000);
+      session.cookie.maxAge = null;
+      expect(session.cookie.maxAge).toBeNull();
+      expect(session.cookie.expires).toBeNull();
+      expect(Session.lifetimeOf(session).lifetime).toBeNull();
+    });
+
+    it("refuses a maxAge that is not a positive number or null, and attributes it cannot change, with messages that say what to do", () => {
+      const cookie = Session.empty(init).cookie as unknown as Record<string, unknown>;
+      expect(() => (cookie.maxAge = -5)).toThrow(/maxAge must be a positive number of milliseconds, or null/);
+      expect(() => (cookie.maxAge = "1d")).toThrow(/maxAge must be a positive number/);
+      expect(() => (cookie.expires = "tomorrow")).toThrow(/expires must be a Date, or null/);
+      expect(() => (cookie.secure = true)).toThrow(/req\.session\.cookie\.secure is read-only: set cookie attributes with the store's `cookie` option/);
+    });
+
+    it("touch() and resetMaxAge() renew the cookie with its whole lifetime, and return the session", () => {
+      const session = new Session({ id: "abc" }, { ...init, expires: Date.now() + 1000 });
+      expect(session.cookie.maxAge).toBeLessThanOrEqual(1000);
+      expect(session.touch()).toBe(session);
+      expect(session.cookie.maxAge).toBeGreaterThan(59_000);
+      expect(Session.lifetimeOf(session).renewed).toBe(true);
+      expect(session.resetMaxAge()).toBe(session);
     });
   });
 

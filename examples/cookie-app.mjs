@@ -3,7 +3,7 @@
 //   npm run example                 then open the address it prints (PORT, default 3000)
 //   SESSION_SECRET=... PORT=8080 npm run example
 //
-// Sign in (the session is regenerated: a new id, same data), count, sign out (destroyed).
+// Sign in (the session is regenerated: a new id, the count kept), count, sign out (destroyed).
 import { randomBytes } from "node:crypto";
 import express from "express";
 // The package imports itself by name (Node resolves it through package.json "exports").
@@ -60,14 +60,14 @@ app.get("/login", (req, res) => {
   res.send(loginPage());
 });
 
-app.post("/login", (req, res) => {
+app.post("/login", async (req, res) => {
   const name = typeof req.body?.name === "string" ? req.body.name.trim() : "";
   if (name === "" || name.length > 64) {
     res.status(400).send(loginPage("Enter a name of 1 to 64 characters."));
     return;
   }
   // A new id on sign-in: a session id planted before sign-in (session fixation) is worthless.
-  req.session.regenerate();
+  await req.session.regenerate({ keep: ["count"] });
   req.session.userId = name;
   res.redirect(303, "/");
 });

@@ -70,14 +70,14 @@ app.get("/login", (req, res) => {
   res.send(loginPage());
 });
 
-app.post("/login", (req, res) => {
+app.post("/login", async (req, res) => {
   const name = typeof req.body?.name === "string" ? req.body.name.trim() : "";
   if (name === "" || name.length > 64) {
     res.status(400).send(loginPage("Enter a name of 1 to 64 characters."));
     return;
   }
   // A new id on sign-in: a session id planted before sign-in (session fixation) is worthless.
-  req.session.regenerate();
+  await req.session.regenerate({ keep: ["count"] });
   req.session.userId = name;
   res.redirect(303, "/");
 });

@@ -94,12 +94,17 @@ export class CookieSettings {
 
   /** A cookie with this store's name (or `name`), attributes and lifetime for this request. */
   make(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
-    return new Cookie(name, value, { ...this.base, secure: this.isSecure(req), maxAge });
+    return new Cookie(name, value, { ...this.attributes(req), maxAge });
+  }
+
+  /** The attributes of this store's cookie for this request (what `req.session.cookie` shows). */
+  attributes(req: IncomingMessage): CookieAttributes {
+    return { ...this.base, secure: this.isSecure(req) };
   }
 
   /** A cookie that deletes `name` (default: this store's cookie) in the browser. */
   expire(req: IncomingMessage, name = this.name): Cookie {
-    return Cookie.expired(name, { ...this.base, secure: this.isSecure(req) });
+    return Cookie.expired(name, this.attributes(req));
   }
 
   private isSecure(req: IncomingMessage): boolean {

@@ -1,11 +1,11 @@
 import type { IncomingMessage } from "node:http";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
-import { pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Seal } from "./seal";
 import { Session } from "./session";
 import type { SessionContext, SessionStore } from "./store";
-import { type CommonStoreOptions, resolveBoolean, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
+import { type CommonStoreOptions, cookieInit, resolveBoolean, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
 
 export interface CookieStoreOptions extends CommonStoreOptions {
   /**
@@ -33,6 +33,8 @@ const CHUNK_HEAD = /^~([1-9]\d{0,2})~/;
 interface Loaded {
   created: number;
   touched: number;
+  /** The cookie lifetime the session chose (`req.session.cookie.maxAge`), if any. */
+  lifetime: number | null | undefined;
   /** The session's JSON as it came out of the cookie: an unchanged session is not sealed again. */
   json: string;
   /** Opened with an older secret: issue it again under the first one. */
@@ -70,12 +72,14 @@ export class CookieStore implements SessionStore {
     const sealed = this.join(ctx.cookies);
     const opened = sealed === undefined ? undefined : this.seal.open(sealed);
     const payload = opened && parsePayload(opened.plaintext);
-    if (!payload) return Session.empty();
-    const [created, touched, data, json] = payload;
+    if (!payload) return Session.empty(cookieInit(this.settings, ctx.req));
+    const { created, touched, lifetime, data, json } = payload;
     const now = Date.now();
-    if (now - touched > this.maxAge || pastAbsoluteTimeout(created, this.absoluteTimeout, now)) return Session.empty();
-    const session = new Session(data);
-    Session.setStoreState(session, this, { created, touched, json, rotated: opened.rotated } satisfies Loaded);
+    if (now - touched > idleTimeout(lifetime, this.maxAge) || pastAbsoluteTimeout(created, this.absoluteTimeout, now)) {
+      return Session.empty(cookieInit(this.settings, ctx.req));
+    }
+    const session = new Session(data, cookieInit(this.settings, ctx.req, { lifetime, created, touched }));
+    Session.setStoreState(session, this, { created, touched, lifetime, json, rotated: opened.rotated } satisfies Loaded);
     return session;
   }
 
@@ -86,11 +90,15 @@ export class CookieStore implements SessionStore {
     const now = Date.now();
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const json = JSON.stringify(session);
-    const fresh = loaded !== undefined && !loaded.rotated && now - loaded.touched < this.touchAfter;
+    const { lifetime, renewed } = Session.lifetimeOf(session);
+    const fresh = loaded !== undefined && !loaded.rotated && !renewed && loaded.lifetime === lifetime && now - loaded.touched < this.touchAfter;
     if (fresh && loaded.json === json) return [];
     const created = loaded ? loaded.created : now;
-    const lifetime = remainingLife(created, this.maxAge, this.absoluteTimeout, now);
-    return this.split(this.seal.seal(`[${created},${now},${json}]`), req, lifetime, cookies);
+    const remaining = remainingLife(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    const payload = lifetime === undefined ? `[${created},${now},${json}]` : `[${created},${now},${lifetime},${json}]`;
+    const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : remaining, cookies);
+    Session.setStoreState(session, this, { created, touched: now, lifetime, json, rotated: false } satisfies Loaded);
+    return out;
   }
 
   /** The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`. */
@@ -111,7 +119,7 @@ export class CookieStore implements SessionStore {
   }
 
   /** Splits a sealed value over cookies of at most CHUNK_LIMIT bytes; expires chunks left from a larger session. */
-  private split(value: string, req: IncomingMessage, lifetime: number, cookies: Record<string, string>): Cookie[] {
+  private split(value: string, req: IncomingMessage, lifetime: number | undefined, cookies: Record<string, string>): Cookie[] {
     const settings = this.settings.cookie;
     const name = settings.name;
     let parts = [value];
@@ -143,10 +151,17 @@ export class CookieStore implements SessionStore {
   }
 }
 
-/** `[created, touched, data, json]` of a sealed payload. */
-type Payload = [created: number, touched: number, data: { id: string } & Record<string, unknown>, json: string];
+/** A sealed payload: `[created, touched, data]`, or `[created, touched, lifetime, data]` for a session that chose its cookie's lifetime. */
+interface Payload {
+  created: number;
+  touched: number;
+  lifetime: number | null | undefined;
+  data: { id: string } & Record<string, unknown>;
+  /** The data's JSON, as sealed. */
+  json: string;
+}
 
-/** Parses `[created,touched,{"id":...}]`; anything else (even if authentic) gives `undefined`. */
+/** Parses a sealed payload; anything else (even if authentic) gives `undefined`. */
 function parsePayload(plaintext: string): Payload | undefined {
   let parsed: unknown;
   try {
@@ -154,9 +169,12 @@ function parsePayload(plaintext: string): Payload | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length !== 3) return undefined;
-  const [created, touched, data] = parsed as [unknown, unknown, { id?: unknown }];
+  if (!Array.isArray(parsed) || (parsed.length !== 3 && parsed.length !== 4)) return undefined;
+  const [created, touched] = parsed as unknown[];
+  const lifetime: unknown = parsed.length === 4 ? parsed[2] : undefined;
+  const data = parsed[parsed.length - 1] as { id?: unknown } | null;
   if (typeof created !== "number" || typeof touched !== "number") return undefined;
+  if (lifetime !== undefined && lifetime !== null && !(typeof lifetime === "number" && lifetime > 0)) return undefined;
   if (data === null || typeof data !== "object" || Array.isArray(data) || typeof data.id !== "string" || data.id === "") return undefined;
-  return [created, touched, data as Payload[2], plaintext.slice(plaintext.indexOf("{"), -1)];
+  return { created, touched, lifetime, data: data as Payload["data"], json: plaintext.slice(plaintext.indexOf("{"), -1) };
 }

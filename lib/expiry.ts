@@ -9,3 +9,8 @@ export function pastAbsoluteTimeout(created: number, absoluteTimeout: number | n
 export function remainingLife(created: number, maxAge: number, absoluteTimeout: number | null, now: number): number {
   return absoluteTimeout === null ? maxAge : Math.min(maxAge, created + absoluteTimeout - now);
 }
+
+/** The idle timeout of a session that chose `lifetime` ("remember me"); a browser-session cookie (`null`) keeps the store's. */
+export function idleTimeout(lifetime: number | null | undefined, maxAge: number): number {
+  return lifetime ?? maxAge;
+}

@@ -24,7 +24,8 @@ export { RedisStore, type RedisClient, type RedisStoreOptions } from "./redis-st
 export type { SessionMiddleware, SessionsOptions } from "./middleware";
 export type { CommonStoreOptions } from "./store-options";
 export type { Configured, SessionsConfig } from "./config";
-export { Session, type SessionData, type SessionState } from "./session";
+export { Session, type RegenerateKeep, type SessionCallback, type SessionData, type SessionState } from "./session";
+export type { SessionCookie, SessionCookieInit, SessionLifetime } from "./session-cookie";
 export type { SessionContext, SessionStore } from "./store";
 
 /** `req.session`: the session, with the fields you declared in `SessionData`. */
@@ -54,6 +55,10 @@ declare global {
       session: SessionObject;
       /** Loads the session (needed with `preload: false` on an async store); resolves to `req.session`. */
       loadSession(): Promise<SessionObject>;
+      /** The session's id (reading it reads the session), as in express-session. */
+      readonly sessionID: string;
+      /** The store the session lives in, as in express-session. */
+      readonly sessionStore: SessionStore;
     }
   }
 }

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
-import { pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
-import { type CommonStoreOptions, resolveCount, resolveStoreOptions } from "./store-options";
+import { type CommonStoreOptions, cookieInit, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
 
 export interface MemoryStoreOptions extends CommonStoreOptions {
   /** Signs the id cookie. Default: a random secret per process (sessions die with the process anyway). */
@@ -20,6 +20,8 @@ interface Entry {
   created: number;
   /** When the cookie was last issued (and the TTL last reset), ms since the epoch. */
   touched: number;
+  /** The cookie lifetime the session chose (`req.session.cookie.maxAge`), if any. */
+  lifetime: number | null | undefined;
 }
 
 /** What the store remembers between `load` and `dump` of one request (Session.setStoreState). */
@@ -40,12 +42,13 @@ export class MemoryStore implements SessionStore {
   readonly maxAge: number;
   readonly absoluteTimeout: number | null;
   readonly touchAfter: number;
+  private readonly settings: StoreSettings;
   private readonly cookie: SignedIdCookie;
   private readonly cache: LRUCache<string, Entry>;
 
   constructor(options: MemoryStoreOptions = {}) {
     const owner = "MemoryStore";
-    const settings = resolveStoreOptions(options, ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"], owner, () => randomBytes(32).toString("base64url"));
+    const settings = (this.settings = resolveStoreOptions(options, ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"], owner, () => randomBytes(32).toString("base64url")));
     ({ maxAge: this.maxAge, absoluteTimeout: this.absoluteTimeout, touchAfter: this.touchAfter } = settings);
     const max = resolveCount(options.max, 10_000, "max", "sessions", owner);
     this.cookie = new SignedIdCookie(settings.cookie, settings.secrets);
@@ -62,15 +65,15 @@ export class MemoryStore implements SessionStore {
   load(ctx: SessionContext): Session {
     const signed = this.cookie.read(ctx.cookies);
     const entry = signed === undefined ? undefined : this.cache.get(signed.id);
-    if (signed === undefined || entry === undefined) return Session.empty();
+    if (signed === undefined || entry === undefined) return Session.empty(cookieInit(this.settings, ctx.req));
     if (pastAbsoluteTimeout(entry.created, this.absoluteTimeout, Date.now())) {
       this.cache.delete(signed.id);
-      return Session.empty();
+      return Session.empty(cookieInit(this.settings, ctx.req));
     }
     const data: { id: string } & Record<string, unknown> = Object.create(null);
     for (const [key, json] of entry.fields) data[key] = JSON.parse(json);
     data.id = signed.id;
-    const session = new Session(data);
+    const session = new Session(data, cookieInit(this.settings, ctx.req, entry));
     // The fields as loaded: writes replace entry.fields with a changed copy, never change this one.
     Session.setStoreState(session, this, { fields: entry.fields, current: signed.current } satisfies Loaded);
     return session;
@@ -78,7 +81,7 @@ export class MemoryStore implements SessionStore {
 
   /**
    * Saves what changed and returns the signed id cookie, with Max-Age = the session's remaining
-   * life; or no cookie (`[]`) while the browser's cookie is fresh (see `needsTouch`).
+   * life; or no cookie (`[]`) while the browser's cookie is fresh.
    */
   dump(session: Session, ctx: SessionContext): Cookie | Cookie[] {
     const { loadedId, destroyed } = Session.stateOf(session);
@@ -86,17 +89,22 @@ export class MemoryStore implements SessionStore {
     if (loadedId !== null && loadedId !== id) this.cache.delete(loadedId);
     if (destroyed && Session.isEmpty(session)) return this.cookie.expire(ctx.req);
     const now = Date.now();
+    const { lifetime, renewed } = Session.lifetimeOf(session);
     // The entry as it is now: a concurrent request may have changed other fields since our
     // load, so only the fields this request changed are written (compared with what it loaded).
     // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
     const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const current = loadedId === id ? this.cache.get(id) : undefined;
-    const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now };
+    const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now, lifetime };
     this.write(session, entry, current && loaded?.fields);
-    if (current !== undefined && loaded?.current === true && now - current.touched < this.touchAfter) return [];
+    Session.setStoreState(session, this, { fields: entry.fields, current: true } satisfies Loaded);
+    const fresh = current !== undefined && loaded?.current === true && !renewed && current.lifetime === lifetime && now - current.touched < this.touchAfter;
+    if (fresh) return [];
     entry.touched = now;
-    this.cache.set(id, entry);
-    return this.cookie.issue(ctx.req, id, remainingLife(entry.created, this.maxAge, this.absoluteTimeout, now));
+    entry.lifetime = lifetime;
+    const remaining = remainingLife(entry.created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    this.cache.set(id, entry, { ttl: Math.ceil(idleTimeout(lifetime, this.maxAge)) });
+    return this.cookie.issue(ctx.req, id, lifetime === null ? undefined : remaining);
   }
 
   /**

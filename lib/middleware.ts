@@ -62,7 +62,7 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
     if (Object.hasOwn(req, "session")) return next();
     const onSaveError = options.onSaveError ?? ((err: unknown) => next(err));
     const request = new RequestSession({ store, loadsAsync, onLostChange, onSaveError }, req, res);
-    defineRequestProperties(req, request);
+    defineRequestProperties(req, request, store);
     if (loadsAsync && preload) request.preload(next);
     else next();
   } as SessionMiddleware<S>;
@@ -71,17 +71,19 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
 }
 
 /**
- * `req.session` and `req.loadSession()`, on this request only. Not enumerable: a logger that
- * walks the request does not load its session.
+ * `req.session`, `req.loadSession()`, `req.sessionID` and `req.sessionStore`, on this request
+ * only. Not enumerable: a logger that walks the request does not load its session.
  */
-function defineRequestProperties(req: IncomingMessage, request: RequestSession): void {
+function defineRequestProperties(req: IncomingMessage, request: RequestSession, store: SessionStore): void {
   Object.defineProperties(req, {
     session: {
       configurable: true,
       get: (): Session => request.read(),
-      set: (value: unknown) => request.replace(value),
+      set: (value: unknown) => request.assign(value),
     },
     loadSession: { configurable: true, writable: true, value: (): Promise<Session> => request.loadSession() },
+    sessionID: { configurable: true, get: (): string => request.read().id },
+    sessionStore: { configurable: true, value: store },
   });
 }
 

@@ -3,11 +3,12 @@
  * that changed since it was loaded), and the session from a hash. RedisStore sends what this
  * computes; the tests check it without a server.
  *
- * Layout: one field per session key, holding the key's value as JSON, plus `CREATED_FIELD` and
- * `TOUCHED_FIELD`.
+ * Layout: one field per session key, holding the key's value as JSON, plus `CREATED_FIELD`,
+ * `TOUCHED_FIELD` and, for a session that chose its cookie's lifetime, `LIFETIME_FIELD`.
  */
 import { pastAbsoluteTimeout } from "./expiry";
 import { Session } from "./session";
+import type { SessionCookieInit } from "./session-cookie";
 
 /**
  * The field holding the session's creation time (ms since the epoch). It starts with a NUL
@@ -23,6 +24,11 @@ export const CREATED_FIELD = "\0created";
  */
 export const TOUCHED_FIELD = "\0touched";
 
+/** The field holding the cookie lifetime the session chose (`req.session.cookie.maxAge`): ms, or "null" for a browser-session cookie. */
+export const LIFETIME_FIELD = "\0lifetime";
+
+const RESERVED_FIELDS = [CREATED_FIELD, TOUCHED_FIELD, LIFETIME_FIELD];
+
 /** What is known to be stored for a session that was loaded or saved. */
 export interface StoredHash {
   /** The id it is stored under. */
@@ -32,6 +38,8 @@ export interface StoredHash {
   created: number;
   /** When the cookie was last issued; 0 when the hash has no such field. */
   touched: number;
+  /** The cookie lifetime the session chose, if any. */
+  lifetime: number | null | undefined;
 }
 
 /** The writes that bring the hash up to date with a session. */
@@ -54,19 +62,25 @@ export function hashChanges(session: Session, stored: StoredHash | undefined, to
   const id = session.id;
   const same = stored?.id === id ? stored : undefined;
   const created = same?.created ?? now;
+  const { lifetime } = Session.lifetimeOf(session);
   const before = same?.fields ?? new Map<string, string>();
   const fields = new Map<string, string>();
   const set = same ? [] : [CREATED_FIELD, String(created)];
+  const removed: string[] = [];
   for (const name of Object.keys(session)) {
-    if (name === "id" || name === CREATED_FIELD || name === TOUCHED_FIELD) continue;
+    if (name === "id" || RESERVED_FIELDS.includes(name)) continue;
     const json = JSON.stringify(session[name]);
     if (json === undefined) continue;
     fields.set(name, json);
     if (before.get(name) !== json) set.push(name, json);
   }
-  const removed = [...before.keys()].filter((name) => !fields.has(name));
+  for (const name of before.keys()) if (!fields.has(name)) removed.push(name);
+  if (lifetime !== (same?.lifetime ?? undefined)) {
+    if (lifetime === undefined) removed.push(LIFETIME_FIELD);
+    else set.push(LIFETIME_FIELD, String(lifetime));
+  }
   if (touch) set.push(TOUCHED_FIELD, String(now));
-  return { whole: same === undefined, removed, set, next: { id, fields, created, touched: touch ? now : (same?.touched ?? now) } };
+  return { whole: same === undefined, removed, set, next: { id, fields, created, touched: touch ? now : (same?.touched ?? now), lifetime } };
 }
 
 /**
@@ -74,12 +88,18 @@ export function hashChanges(session: Session, stored: StoredHash | undefined, to
  * has ended (past `absoluteTimeout`, or no creation time: destroyed or expired while another
  * request saved to it), or a field is not JSON (not written by this store: never adopted).
  */
-export function sessionFromHash(id: string, reply: unknown, absoluteTimeout: number | null, now: number): { session: Session; stored: StoredHash } | undefined {
+export function sessionFromHash(
+  id: string,
+  reply: unknown,
+  absoluteTimeout: number | null,
+  now: number,
+  cookie: (saved: StoredHash) => SessionCookieInit = () => ({}),
+): { session: Session; stored: StoredHash } | undefined {
   const fields = new Map<string, string>(entriesOf(reply));
   const created = Number(fields.get(CREATED_FIELD));
   const touched = Number(fields.get(TOUCHED_FIELD)) || 0;
-  fields.delete(CREATED_FIELD);
-  fields.delete(TOUCHED_FIELD);
+  const lifetime = parseLifetime(fields.get(LIFETIME_FIELD));
+  for (const name of RESERVED_FIELDS) fields.delete(name);
   if (!(created > 0) || pastAbsoluteTimeout(created, absoluteTimeout, now)) return undefined;
   const data: { id: string } & Record<string, unknown> = Object.create(null);
   data.id = id;
@@ -88,7 +108,15 @@ export function sessionFromHash(id: string, reply: unknown, absoluteTimeout: num
   } catch {
     return undefined;
   }
-  return { session: new Session(data), stored: { id, fields, created, touched } };
+  const stored = { id, fields, created, touched, lifetime };
+  return { session: new Session(data, cookie(stored)), stored };
+}
+
+/** The lifetime field: ms, "null" (a browser-session cookie), or missing. Anything else counts as missing. */
+function parseLifetime(value: string | undefined): number | null | undefined {
+  if (value === "null") return null;
+  const ms = Number(value);
+  return value !== undefined && ms > 0 ? ms : undefined;
 }
 
 /** `[field, value]` pairs of an `HGETALL` reply: a flat array (RESP2) or an object (RESP3, ioredis). */

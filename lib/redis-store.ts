@@ -2,13 +2,13 @@ import { createHash } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
-import { remainingLife } from "./expiry";
+import { idleTimeout, remainingLife } from "./expiry";
 import { type CommandSender, createOwnedClient, type OwnedClient, parseRedisUrl, type RedisClient, senderFor } from "./redis-client";
 import { hashChanges, sessionFromHash, type StoredHash } from "./redis-hash";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
-import { type CommonStoreOptions, resolveDuration, resolveStoreOptions } from "./store-options";
+import { type CommonStoreOptions, cookieInit, resolveDuration, resolveStoreOptions, type StoreSettings } from "./store-options";
 
 export type { RedisClient } from "./redis-client";
 
@@ -78,6 +78,7 @@ export class RedisStore implements SessionStore {
   readonly absoluteTimeout: number | null;
   readonly touchAfter: number;
   readonly timeout: number;
+  private readonly settings: StoreSettings;
   private readonly cookie: SignedIdCookie;
   private readonly redis: CommandSender;
   /** Set when the store created the client from `url` (and must close it). */
@@ -90,7 +91,7 @@ export class RedisStore implements SessionStore {
   private connecting: Promise<unknown> | undefined;
 
   constructor(options: RedisStoreOptions) {
-    const settings = resolveStoreOptions(options, ["client", "url", "secret", "prefix", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter", "timeout"], OWNER);
+    const settings = (this.settings = resolveStoreOptions(options, ["client", "url", "secret", "prefix", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter", "timeout"], OWNER));
     ({ maxAge: this.maxAge, absoluteTimeout: this.absoluteTimeout, touchAfter: this.touchAfter } = settings);
     const prefix = options.prefix ?? "sess:";
     if (typeof prefix !== "string") {
@@ -135,11 +136,11 @@ export class RedisStore implements SessionStore {
    */
   load(ctx: SessionContext): Session | Promise<Session> {
     const signed = this.cookie.read(ctx.cookies);
-    if (signed === undefined) return Session.empty();
+    if (signed === undefined) return Session.empty(cookieInit(this.settings, ctx.req));
     const key = this.prefix + signed.id;
     return this.run("load", "HGETALL", key, ["HGETALL", key]).then((reply) => {
-      const found = sessionFromHash(signed.id, reply, this.absoluteTimeout, Date.now());
-      if (found === undefined) return Session.empty();
+      const found = sessionFromHash(signed.id, reply, this.absoluteTimeout, Date.now(), (stored) => cookieInit(this.settings, ctx.req, stored));
+      if (found === undefined) return Session.empty(cookieInit(this.settings, ctx.req));
       Session.setStoreState(found.session, this, { stored: found.stored, current: signed.current } satisfies Loaded);
       return found.session;
     });
@@ -164,11 +165,12 @@ export class RedisStore implements SessionStore {
     }
     const now = Date.now();
     const same = stored?.id === id ? stored : undefined;
-    const touch = same === undefined || !loaded!.current || this.touchDue(same, now);
+    const { lifetime, renewed } = Session.lifetimeOf(session);
+    const touch = same === undefined || !loaded!.current || renewed || lifetime !== same.lifetime || this.touchDue(same, now);
     const changes = hashChanges(session, stored, touch, now);
     // Nothing to send: answer synchronously, so the response is not held for a tick.
     if (!touch && changes.set.length === 0 && changes.removed.length === 0) return [];
-    const ttl = Math.ceil(Math.max(0, remainingLife(changes.next.created, this.maxAge, this.absoluteTimeout, now)));
+    const ttl = Math.ceil(Math.max(0, remainingLife(changes.next.created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now)));
     const key = this.prefix + id;
     const { removed, set } = changes;
     const args = ["EVALSHA", SAVE_SHA, "1", key, String(ttl), changes.whole ? "1" : "0", String(removed.length), ...removed, ...set];
@@ -177,7 +179,7 @@ export class RedisStore implements SessionStore {
     const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", oldKey, ["DEL", oldKey])]);
     return work.then(() => {
       Session.setStoreState(session, this, { stored: changes.next, current: true } satisfies Loaded);
-      return touch ? this.cookie.issue(ctx.req, id, ttl) : [];
+      return touch ? this.cookie.issue(ctx.req, id, lifetime === null ? undefined : ttl) : [];
     });
   }
 

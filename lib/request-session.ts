@@ -2,14 +2,15 @@
  * One request's session, through the lifecycle of SPEC §3: loaded at most once, on first read
  * (or before the handlers for a store that loads with I/O); the response hooked on first read;
  * dumped before the headers unless it is new and empty; changes made later saved at the end
- * where the store can, and reported where it cannot.
+ * where the store can, and reported where they cannot reach the store or the browser.
+ * It also serves the session's methods that need the store (save, reload, regenerate).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import vary from "vary";
 import { type Cookie, parseCookies } from "./cookie";
-import { type SessionError, SessionUsageError } from "./errors";
+import { SessionError, SessionUsageError } from "./errors";
 import { type HeaderListener, hookResponse } from "./response-hook";
-import { Session } from "./session";
+import { Session, type SessionOwner } from "./session";
 import { isPromiseLike, type SessionContext, type SessionStore } from "./store";
 
 /** What a request's session needs from the middleware that made it. */
@@ -21,15 +22,19 @@ export interface RequestSessionSettings {
   readonly onSaveError: (err: unknown, req: IncomingMessage, res: ServerResponse) => void;
 }
 
-export class RequestSession implements HeaderListener {
+export class RequestSession implements HeaderListener, SessionOwner {
   private session: Session | undefined;
   private loading: Promise<Session> | undefined;
   private ctx: SessionContext | undefined;
   private hooked = false;
+  /** The dump in progress (save(), or before the headers): the next one waits for it. */
+  private saving: Promise<void> | undefined;
   /** JSON of the session when it was last saved; `undefined` until then. */
   private savedJson: string | undefined;
-  /** Cookie values the browser keeps after the headers, by name (`undefined`: expired), for a late save to compare with. */
-  private sent: Map<string, string | undefined> | undefined;
+  /** Cookies dumped before the headers (by save()), by name: they go out with the headers. */
+  private pending = new Map<string, Cookie>();
+  /** Cookie values the browser holds after the headers, by name (`undefined`: expired). */
+  private sent = new Map<string, string | undefined>();
 
   constructor(
     private readonly settings: RequestSessionSettings,
@@ -52,16 +57,16 @@ export class RequestSession implements HeaderListener {
           "the store's load() returned a Promise but the store is not marked asynchronous: give the store `async = true` (or declare load as an `async function`) so sessions() loads it before the handlers",
         );
       }
-      session = this.session = loaded;
+      session = this.serve(loaded);
     }
     if (!this.hooked) this.hook();
     return session;
   }
 
   /** `req.session = null` destroys the session (as in cookie-session); anything else is refused. */
-  replace(value: unknown): void {
+  assign(value: unknown): void {
     if (value === null || value === undefined) {
-      this.read().destroy();
+      void this.read().destroy();
       return;
     }
     throw new SessionUsageError("req.session cannot be replaced: change its keys, or call req.session.regenerate() / req.session.destroy()");
@@ -82,7 +87,7 @@ export class RequestSession implements HeaderListener {
     this.loading ??= Promise.resolve()
       .then(() => this.settings.store.load(this.context()))
       .then(
-        (session) => (this.session = session),
+        (session) => this.serve(session),
         (err: unknown) => {
           this.loading = undefined; // a later call may try again
           throw err;
@@ -91,101 +96,181 @@ export class RequestSession implements HeaderListener {
     return this.loading;
   }
 
+  private serve(session: Session): Session {
+    Session.serve(session, this);
+    return (this.session = session);
+  }
+
   private context(): SessionContext {
     return (this.ctx ??= { req: this.req, res: this.res, cookies: parseCookies(this.req) });
   }
 
   private hook(): void {
     this.hooked = true;
-    if (this.res.writableEnded) {
-      // Read for the first time after the response ended: nothing can be saved any more.
-      this.savedJson = JSON.stringify(this.session);
-      this.res.once("finish", () => this.reportChangeAfterEnd());
-      return;
-    }
     if (this.res.headersSent) this.savedJson = JSON.stringify(this.session);
-    hookResponse(this.res, this);
+    if (!this.res.writableEnded) hookResponse(this.res, this);
+    // A change after the response ended can reach no store and no browser: report it.
+    this.res.once("finish", () => this.checkAfterEnd());
+  }
+
+  /** SessionOwner: `regenerate()` makes `replacement` the request's session. */
+  replace(session: Session, replacement: Session): void {
+    this.current(session, "regenerate");
+    this.serve(replacement);
+  }
+
+  /** SessionOwner: `save()` dumps now, after any dump in progress. */
+  save(session: Session): Promise<void> {
+    this.current(session, "save");
+    const saving = (this.saving ?? Promise.resolve()).then(() => this.dumpNow());
+    this.track(saving);
+    return saving;
+  }
+
+  /** Makes the next dump wait for `dump`. */
+  private track(dump: Promise<unknown>): void {
+    const settled: Promise<void> = dump.then(ignore, ignore).then(() => {
+      if (this.saving === settled) this.saving = undefined;
+    });
+    this.saving = settled;
+  }
+
+  /** SessionOwner: `reload()` loads the session again, as the browser would send its cookies now. */
+  async reload(session: Session): Promise<void> {
+    this.current(session, "reload");
+    const cookies = { ...this.context().cookies };
+    for (const [name, value] of [...this.pending].map(([n, c]) => [n, c.isExpired ? undefined : c.value] as const).concat([...this.sent])) {
+      if (value === undefined) delete cookies[name];
+      else cookies[name] = value;
+    }
+    const reloaded = await this.settings.store.load({ ...this.context(), cookies });
+    if (Session.stateOf(reloaded).loadedId === null && !isNewAndEmpty(session)) {
+      throw new SessionError("req.session.reload() found no session in the store: it was destroyed or has expired", 500, "SESSION_NOT_FOUND");
+    }
+    this.serve(reloaded);
+    this.savedJson = JSON.stringify(reloaded);
+  }
+
+  private current(session: Session, method: string): void {
+    if (session !== this.session) {
+      throw new SessionUsageError(`session.${method}() was called on a session object that regenerate() or reload() has replaced: use req.session`);
+    }
+  }
+
+  /** A dump outside the headers: its cookies go out with the headers if they have not left, else must already be in the browser. */
+  private dumpNow(): Promise<void> {
+    const session = this.session as Session;
+    if (isNewAndEmpty(session)) return Promise.resolve();
+    const json = JSON.stringify(session);
+    return Promise.resolve(this.settings.store.dump(session, this.context())).then((dumped) => {
+      Session.saved(session);
+      if (this.session === session) this.savedJson = json;
+      const cookies = Array.isArray(dumped) ? dumped : [dumped];
+      if (!this.res.headersSent) {
+        for (const cookie of cookies) this.pending.set(cookie.name, cookie);
+      } else if (this.lostCookie(cookies)) {
+        throw this.lostError("the store needs a new cookie, and the headers had already been sent");
+      }
+    });
   }
 
   /**
-   * Before the headers: dump unless the session is new and empty; the `Set-Cookie` values.
-   * `Vary` is set here, not at the first read, so a handler's own `Vary` cannot replace it.
+   * HeaderListener, before the headers: dump unless the session is new and empty; the
+   * `Set-Cookie` values. `Vary` is set here, not at the first read, so a handler's own `Vary`
+   * cannot replace it.
    */
-  beforeHeaders(ending: boolean): string[] | Promise<string[]> {
-    const session = this.session as Session;
+  beforeHeaders(): string[] | Promise<string[]> {
     addVaryCookie(this.res);
-    if (isNewAndEmpty(session)) return [];
-    if (!ending) this.savedJson = JSON.stringify(session);
-    const dumped = this.settings.store.dump(session, this.context());
-    return isPromiseLike(dumped) ? Promise.resolve(dumped).then((c) => this.headerValues(c, ending)) : this.headerValues(dumped, ending);
+    if (this.saving !== undefined) return this.saving.then(() => this.headerCookies());
+    return this.headerCookies();
   }
 
-  /** Saving failed before the headers: the error response is the application's to write. */
+  private headerCookies(): string[] | Promise<string[]> {
+    const session = this.session as Session;
+    if (isNewAndEmpty(session)) return this.sendCookies([]);
+    this.savedJson = JSON.stringify(session);
+    const dumped = this.settings.store.dump(session, this.context());
+    const done = (cookies: Cookie | Cookie[]) => {
+      Session.saved(session);
+      return this.sendCookies(Array.isArray(cookies) ? cookies : [cookies]);
+    };
+    if (!isPromiseLike(dumped)) return done(dumped);
+    const cookies = Promise.resolve(dumped).then(done);
+    this.track(cookies);
+    return cookies;
+  }
+
+  /** The Set-Cookie values: what save() dumped, overridden by the last dump; remembered for late saves. */
+  private sendCookies(cookies: Cookie[]): string[] {
+    for (const cookie of cookies) this.pending.set(cookie.name, cookie);
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const cookie of all) this.sent.set(cookie.name, cookie.isExpired ? undefined : cookie.value);
+    return all.map((cookie) => cookie.serialize());
+  }
+
+  /** HeaderListener: saving failed before the headers; the error response is the application's to write. */
   failed(err: unknown): void {
     this.settings.onSaveError(err, this.req, this.res);
   }
 
-  /** The Set-Cookie values; unless `ending`, also what the browser will hold, for a late save to compare with. */
-  private headerValues(dumped: Cookie | Cookie[], ending: boolean): string[] {
-    const cookies = Array.isArray(dumped) ? dumped : [dumped];
-    if (!ending) {
-      this.sent = new Map();
-      for (const cookie of cookies) this.sent.set(cookie.name, cookie.isExpired ? undefined : cookie.value);
-    }
-    return cookies.map((cookie) => cookie.serialize());
-  }
-
   /**
-   * At `end`, after the headers left: if the session changed since it was saved, dump it again.
-   * A store that keeps data server-side saves it; a cookie that would have had to change is
-   * reported through `onLostChange`, never dropped silently. Never throws.
+   * HeaderListener, at `end` after the headers left: if the session changed since it was saved,
+   * dump it again. A store that keeps data server-side saves it; a cookie that would have had to
+   * change is reported through `onLostChange`, never dropped silently. Never throws.
    */
   beforeEnd(): void | Promise<void> {
     const session = this.session as Session;
+    const json = JSON.stringify(session);
+    // Nothing saved before the headers (new and empty then): nothing to do if it still is.
+    if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
     let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
     try {
-      const json = JSON.stringify(session);
-      // Nothing was saved before the headers (new and empty then): nothing to do if it still is.
-      if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
+      this.savedJson = json;
       dumped = this.settings.store.dump(session, this.context());
     } catch (err) {
       this.reportLost(err);
       return;
     }
-    if (!isPromiseLike(dumped)) return this.checkLateCookies(dumped);
-    return Promise.resolve(dumped).then(
-      (cookies) => this.checkLateCookies(cookies),
-      (err: unknown) => this.reportLost(err),
-    );
+    const check = (cookies: Cookie | Cookie[]) => {
+      Session.saved(session);
+      if (this.lostCookie(Array.isArray(cookies) ? cookies : [cookies])) this.reportLost(undefined);
+    };
+    if (!isPromiseLike(dumped)) return check(dumped);
+    return Promise.resolve(dumped).then(check, (err: unknown) => this.reportLost(err));
   }
 
-  /** A late dump that returns a cookie the browser does not already hold: the change is lost. */
-  private checkLateCookies(dumped: Cookie | Cookie[]): void {
+  /** `true` when a cookie dumped after the headers is not one the browser already holds. */
+  private lostCookie(cookies: Cookie[]): boolean {
     const ctx = this.context();
-    for (const cookie of Array.isArray(dumped) ? dumped : [dumped]) {
-      const sent = this.sent;
-      const known = sent !== undefined && sent.has(cookie.name) ? sent.get(cookie.name) : ctx.cookies[cookie.name];
-      if (cookie.isExpired ? known === undefined : known === cookie.value) continue;
-      this.reportLost(undefined);
-      return;
+    return cookies.some((cookie) => {
+      const known = this.sent.has(cookie.name) ? this.sent.get(cookie.name) : ctx.cookies[cookie.name];
+      return cookie.isExpired ? known !== undefined : known !== cookie.value;
+    });
+  }
+
+  /** When the response has finished: a change since the last save reached neither the store nor the browser. */
+  private checkAfterEnd(): void {
+    const session = this.session as Session;
+    if (this.savedJson === undefined ? !isNewAndEmpty(session) : JSON.stringify(session) !== this.savedJson) {
+      this.reportLost(undefined, "the response had already ended");
     }
   }
 
-  /** After the response ended, a change can reach no store and no browser: report it. */
-  private reportChangeAfterEnd(): void {
-    if (JSON.stringify(this.session) !== this.savedJson) this.reportLost(undefined, "the response had already ended");
-  }
-
   private reportLost(cause: unknown, why = "the store needs a new cookie, and the headers had already been sent"): void {
-    const route = `${this.req.method} ${this.req.url}`;
-    const reason = cause === undefined ? why : "saving it failed";
-    const err = new SessionUsageError(
-      `session change on ${route} was not saved: ${reason}. Change req.session before the response starts (before res.write/res.flushHeaders), or use a server-side store`,
-    );
+    const err = this.lostError(cause === undefined ? why : "saving it failed");
     if (cause !== undefined) (err as { cause?: unknown }).cause = cause;
     this.settings.onLostChange(err, this.req);
   }
+
+  private lostError(reason: string): SessionUsageError {
+    return new SessionUsageError(
+      `session change on ${this.req.method} ${this.req.url} was not saved: ${reason}. Change req.session before the response starts (before res.write/res.flushHeaders), or use a server-side store`,
+    );
+  }
 }
+
+function ignore(): void {}
 
 /** `Vary: Cookie`, added to whatever `Vary` the handler set (the `vary` package merges). */
 function addVaryCookie(res: ServerResponse): void {

@@ -28,11 +28,8 @@ import { isPromiseLike } from "./store";
 
 /** What a hooked response asks of the session. */
 export interface HeaderListener {
-  /**
-   * Called once, just before the headers are written: the `Set-Cookie` values to add, now or as
-   * a Promise. `ending` is `true` when `end` wrote them (no handler code runs before the end).
-   */
-  beforeHeaders(ending: boolean): string[] | PromiseLike<string[]>;
+  /** Called once, just before the headers are written: the `Set-Cookie` values to add, now or as a Promise. */
+  beforeHeaders(): string[] | PromiseLike<string[]>;
   /** `beforeHeaders` failed; the output was dropped. Called on a later turn. */
   failed(err: unknown): void;
   /** `end`, when the headers left before it. May return a Promise the end waits for; never throws. */
@@ -131,7 +128,7 @@ class ResponseHook {
   private start(method: Method, args: unknown[], held: unknown): unknown {
     let cookies: string[] | PromiseLike<string[]>;
     try {
-      cookies = this.listener.beforeHeaders(method === "end");
+      cookies = this.listener.beforeHeaders();
     } catch (err) {
       this.drop(err);
       return held;

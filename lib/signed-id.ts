@@ -35,8 +35,8 @@ export class SignedIdCookie {
     return undefined;
   }
 
-  /** The cookie for `id`, signed with the first secret. */
-  issue(req: IncomingMessage, id: string, maxAge: number): Cookie {
+  /** The cookie for `id`, signed with the first secret; `maxAge` undefined: it ends with the browser. */
+  issue(req: IncomingMessage, id: string, maxAge: number | undefined): Cookie {
     return this.settings.make(req, sign(id, this.secrets[0]), maxAge);
   }
 

@@ -15,7 +15,7 @@ import { sessions, type SessionStore, type SessionsOptions } from "../../lib";
 
 /**
  * Routes: `GET /get` answers the session as JSON; `POST /set` assigns the JSON body's keys
- * (after `?delay=ms`, to make concurrent requests overlap); `POST /delete?key=k`; `POST /regenerate`
+ * (after `?delay=ms`, to make concurrent requests overlap); `POST /delete?key=k`; `POST /regenerate` (keep: true)
  * (then assigns the body); `POST /destroy`; `GET /untouched` never reads the session. Errors are
  * answered with their `status` and `error: <message>`.
  */
@@ -37,7 +37,7 @@ export function sessionApp(store: SessionStore, options?: SessionsOptions): expr
     res.json({ ...req.session });
   });
   app.post("/regenerate", (req, res) => {
-    req.session.regenerate();
+    void req.session.regenerate({ keep: true }); // a new id, the data carried over
     Object.assign(req.session, req.body);
     res.json({ ...req.session });
   });

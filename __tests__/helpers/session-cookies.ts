@@ -145,7 +145,7 @@ export function sessionApp(store: SessionStore, options?: SessionsOptions): expr
     res.json({ ...req.session });
   });
   app.post("/regenerate", (req, res) => {
-    req.session.regenerate();
+    void req.session.regenerate({ keep: true }); // a new id, the data carried over
     res.json({ ...req.session });
   });
   app.post("/destroy", (req, res) => {
