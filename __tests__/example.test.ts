@@ -1,154 +1,139 @@
 /**
- * The example app (`npm run example`), driven as a browser would: sign in, count, sign out,
- * with a cookie jar. It runs from the built package, as `npm run example` does.
+ * The example app (`npm run example`: examples/passport-app.mjs), driven over HTTP as a browser
+ * would, on CookieStore (the default) and on RedisStore (REDIS_URL, against the harness's
+ * redis-server): sign in with and without "remember me", the private page, sign out.
  */
 import { join } from "node:path";
 import { type Started, startNode, stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
+import { hasRedis, type RedisServer, startRedis } from "./helpers/redis";
 
 jest.setTimeout(60_000);
 
-const APP = join(ROOT, "examples/cookie-app.mjs");
+const APP = join(ROOT, "examples/passport-app.mjs");
 const SECRET = "an-example-secret-that-is-long-enough-for-the-store";
+const THIRTY_DAYS = 30 * 86_400;
 
-/** The browser's cookies: what Set-Cookie stores, and Max-Age=0 deletes. */
-class CookieJar {
-  private readonly cookies = new Map<string, string>();
-
-  store(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(";");
-      const eq = pair.indexOf("=");
-      const name = pair.slice(0, eq).trim();
-      if (attributes.some((attr) => /^\s*max-age=0\s*$/i.test(attr))) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(eq + 1));
-    }
-  }
+/** A browser's cookie jar: what Set-Cookie stores, and Max-Age=0 deletes. Every request times out after 10 s. */
+class Browser {
+  readonly cookies = new Map<string, string>();
+  constructor(readonly base: string) {}
 
   get header(): string {
     return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
   }
 
-  get size(): number {
-    return this.cookies.size;
+  async request(method: "GET" | "POST", path: string, form?: Record<string, string>): Promise<{ res: Response; body: string; setCookie: string[] }> {
+    const headers: Record<string, string> = form ? { "content-type": "application/x-www-form-urlencoded" } : {};
+    if (this.cookies.size > 0) headers.cookie = this.header;
+    const res = await fetch(this.base + path, { method, headers, body: form && new URLSearchParams(form).toString(), redirect: "manual", signal: AbortSignal.timeout(10_000) });
+    const setCookie = res.headers.getSetCookie();
+    for (const line of setCookie) {
+      const [pair, ...attributes] = line.split(";");
+      const eq = pair.indexOf("=");
+      if (attributes.some((a) => /^\s*max-age=0\s*$/i.test(a))) this.cookies.delete(pair.slice(0, eq));
+      else this.cookies.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+    return { res, body: await res.text(), setCookie };
   }
 }
 
-/** A running example app and a browser-like client with its own cookie jar. */
-class Browser {
-  readonly jar = new CookieJar();
-  constructor(readonly base: string) {}
-
-  async get(path: string, cookie = this.jar.header): Promise<{ res: Response; body: string }> {
-    const res = await fetch(this.base + path, { headers: cookie ? { cookie } : {}, redirect: "manual" });
-    this.jar.store(res);
-    return { res, body: await res.text() };
-  }
-
-  async post(path: string, form: Record<string, string> = {}): Promise<Response> {
-    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
-    if (this.jar.size > 0) headers.cookie = this.jar.header;
-    const res = await fetch(this.base + path, { method: "POST", headers, body: new URLSearchParams(form).toString(), redirect: "manual" });
-    this.jar.store(res);
-    await res.arrayBuffer();
-    return res;
-  }
-}
-
-/** Starts the example with `env`; resolves once it prints its address (`ready`) or exits. */
 function start(env: Record<string, string | undefined>): Promise<Started> {
-  return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: undefined, NODE_ENV: "development", ...env }, /listening on (http:\/\/\S+)/);
+  return startNode(APP, [], { ...process.env, PORT: "0", HOST: "127.0.0.1", SESSION_SECRET: SECRET, REDIS_URL: undefined, NODE_ENV: "development", ...env }, /listening on (http:\/\/\S+)/);
 }
 
-function count(body: string): number {
-  const match = /<b id="count">(\d+)<\/b>/.exec(body);
-  if (!match) throw new Error(`no counter on the page:\n${body}`);
-  return Number(match[1]);
-}
+/** The Redis key of the browser's session: its cookie carries the id, signed (`<id>.<signature>`). */
+const sessionKey = (browser: Browser) => `sess:${(browser.cookies.get("session") as string).split(".")[0]}`;
+const field = (body: string, id: string) => new RegExp(`id="${id}">([^<]*)<`).exec(body)?.[1];
 
-function sessionId(body: string): string | undefined {
-  return /Session id: <code>([0-9a-f-]{36})<\/code>/.exec(body)?.[1];
-}
+beforeAll(() => ensureBuilt(), 60_000);
 
-beforeAll(() => ensureBuilt());
+const stores: [string, boolean][] = [
+  ["CookieStore (the default)", false],
+  ["RedisStore (REDIS_URL)", true],
+];
 
-describe("the example app (npm run example)", () => {
-  let app: Started;
-  let browser: Browser;
+describe.each(stores)("the example app on %s", (_, onRedis) => {
+  const run = onRedis && !hasRedis ? (process.env.CI === "true" ? describe : describe.skip) : describe;
+  if (onRedis && !hasRedis) console.warn("\n*** SKIPPED: redis-server is not on the PATH: the example on RedisStore is not tested ***\n");
+  run("sign in, private page, sign out", () => {
+    let redis: RedisServer | undefined;
+    let app: Started;
+    beforeAll(async () => {
+      if (onRedis) redis = await startRedis();
+      app = await start(onRedis ? { REDIS_URL: redis!.url } : {});
+      if (!app.ready) throw new Error(`the example app did not start:\n${app.output}`);
+    }, 30_000);
+    afterAll(async () => {
+      await stopChild(app?.child);
+      await redis?.stop();
+    });
 
-  beforeAll(async () => {
-    app = await start({ SESSION_SECRET: SECRET });
-    if (!app.ready) throw new Error(`the example app did not start:\n${app.output}`);
-    browser = new Browser(app.ready);
-  });
-  afterAll(() => stopChild(app?.child));
+    it("a visitor sees the home page and no cookie (an empty session is not saved); the private page sends them to sign in", async () => {
+      const browser = new Browser(app.ready as string);
+      const home = await browser.request("GET", "/");
+      expect(home.res.status).toBe(200);
+      expect(home.body).toContain('<a href="/login">Sign in</a>');
+      expect(home.setCookie).toEqual([]);
+      const denied = await browser.request("GET", "/private");
+      expect([denied.res.status, denied.res.headers.get("location")]).toEqual([303, "/login"]);
+    });
 
-  it("shows a new visitor the home page, not signed in, with no cookie (an empty session is not saved)", async () => {
-    const { res, body } = await browser.get("/");
-    expect(res.status).toBe(200);
-    expect(body).toContain("Not signed in.");
-    expect(count(body)).toBe(0);
-    expect(res.headers.getSetCookie()).toEqual([]);
-    expect(res.headers.get("vary")).toMatch(/Cookie/);
-  });
+    it("a wrong password goes back to the form and signs nobody in", async () => {
+      const browser = new Browser(app.ready as string);
+      const res = await browser.request("POST", "/login", { username: "ann", password: "wrong" });
+      expect([res.res.status, res.res.headers.get("location")]).toEqual([302, "/login?failed=1"]);
+      expect((await browser.request("GET", "/private")).res.status).toBe(303);
+    });
 
-  it("counts in the session cookie", async () => {
-    const first = await browser.post("/count");
-    expect(first.status).toBe(303);
-    expect(first.headers.get("location")).toBe("/");
-    expect(first.headers.getSetCookie()).toEqual([expect.stringMatching(/^session=[\w-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/)]);
-    await browser.post("/count");
-    expect(count((await browser.get("/")).body)).toBe(2);
-  });
+    it('"remember me": a cookie of 30 days, still 30 days on the next request', async () => {
+      const browser = new Browser(app.ready as string);
+      const login = await browser.request("POST", "/login", { username: "ann", password: "correct horse", remember: "1" });
+      expect([login.res.status, login.res.headers.get("location")]).toEqual([303, "/private"]);
+      expect(login.setCookie).toEqual([expect.stringMatching(new RegExp(`^session=[^;]+; Max-Age=${THIRTY_DAYS}; Path=/; HttpOnly; SameSite=Lax$`))]);
+      const page = await browser.request("GET", "/private");
+      expect(field(page.body, "user")).toBe("ann");
+      expect(field(page.body, "lasts")).toBe("30 days from now");
+      const again = await browser.request("GET", "/private");
+      expect(field(again.body, "visits")).toBe("2");
+      if (onRedis) {
+        // The id cookie the browser holds is unchanged (re-issued only after touchAfter); the key's TTL slides to 30 days.
+        expect(again.setCookie).toEqual([]);
+        const ttl = Number(await redis!.cli("PTTL", sessionKey(browser)));
+        expect(ttl).toBeGreaterThan(THIRTY_DAYS * 1000 - 10_000);
+        expect(ttl).toBeLessThanOrEqual(THIRTY_DAYS * 1000);
+      } else {
+        // The session is in the cookie: each change re-issues it, with its whole 30 days.
+        expect(page.setCookie).toEqual([expect.stringMatching(new RegExp(`; Max-Age=${THIRTY_DAYS}; `))]);
+        expect(again.setCookie).toEqual([expect.stringMatching(new RegExp(`; Max-Age=${THIRTY_DAYS}; `))]);
+      }
+    });
 
-  it("serves a sign-in form", async () => {
-    const { res, body } = await browser.get("/login");
-    expect(res.status).toBe(200);
-    expect(body).toMatch(/<form method="post" action="\/login">[\s\S]*<input name="name"/);
-  });
+    it("without it, a cookie that ends with the browser (no Max-Age, no Expires), on the next request too", async () => {
+      const browser = new Browser(app.ready as string);
+      const login = await browser.request("POST", "/login", { username: "ann", password: "correct horse" });
+      expect(login.setCookie).toEqual([expect.stringMatching(/^session=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/)]);
+      const page = await browser.request("GET", "/private");
+      expect(field(page.body, "lasts")).toBe("until you close the browser");
+      // Re-issued (CookieStore: the session changed) or not (RedisStore: the id cookie is unchanged), never with a lifetime.
+      expect(page.setCookie).toEqual(onRedis ? [] : [expect.stringMatching(/^session=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/)]);
+      if (onRedis) expect(Number(await redis!.cli("PTTL", sessionKey(browser)))).toBeLessThanOrEqual(86_400_000); // the server's idle timeout still applies
+    });
 
-  it("refuses an empty name with 400 and saves nothing", async () => {
-    const before = browser.jar.header;
-    const res = await browser.post("/login", { name: "  " });
-    expect(res.status).toBe(400);
-    expect(res.headers.getSetCookie()).toEqual([]);
-    expect(browser.jar.header).toBe(before);
-  });
-
-  it("signs in with a regenerated session: a new id, the count kept, the name shown escaped", async () => {
-    const idBefore = sessionId((await browser.get("/")).body);
-    expect(idBefore).toBeDefined();
-    const res = await browser.post("/login", { name: "Ada <Lovelace>" });
-    expect(res.status).toBe(303);
-    expect(res.headers.getSetCookie()).toHaveLength(1);
-    const { body } = await browser.get("/");
-    expect(body).toContain("Signed in as <b>Ada &#60;Lovelace&#62;</b>.");
-    expect(count(body)).toBe(2);
-    expect(sessionId(body)).toBeDefined();
-    expect(sessionId(body)).not.toBe(idBefore);
-  });
-
-  it("keeps counting while signed in", async () => {
-    await browser.post("/count");
-    const { body } = await browser.get("/");
-    expect(count(body)).toBe(3);
-    expect(body).toContain("Signed in as");
-  });
-
-  it("signs out by destroying the session: the cookie is expired and the next page starts afresh", async () => {
-    const copied = browser.jar.header;
-    const res = await browser.post("/logout");
-    expect(res.status).toBe(303);
-    expect(res.headers.getSetCookie()).toEqual([expect.stringMatching(/^session=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax$/)]);
-    expect(browser.jar.size).toBe(0);
-    const { body } = await browser.get("/");
-    expect(body).toContain("Not signed in.");
-    expect(count(body)).toBe(0);
-
-    // The README's security model: a cookie session cannot be revoked, so a copy made before
-    // sign-out still works until it expires.
-    const replay = await browser.get("/", copied);
-    expect(replay.body).toContain("Signed in as");
+    it("signs in with a new session id, and signs out: the private page is closed again", async () => {
+      const browser = new Browser(app.ready as string);
+      await browser.request("POST", "/login", { username: "ann", password: "correct horse", remember: "1" });
+      const signedIn = browser.header;
+      await browser.request("POST", "/login", { username: "ann", password: "correct horse", remember: "1" });
+      expect(browser.header).not.toBe(signedIn); // each sign-in regenerates the session
+      const key = onRedis ? sessionKey(browser) : "";
+      if (onRedis) expect(await redis!.cli("EXISTS", key)).toBe("1");
+      const out = await browser.request("POST", "/logout");
+      expect([out.res.status, out.res.headers.get("location")]).toEqual([303, "/"]);
+      expect((await browser.request("GET", "/private")).res.status).toBe(303);
+      expect((await browser.request("GET", "/")).body).toContain('<a href="/login">Sign in</a>');
+      if (onRedis) expect(await redis!.cli("EXISTS", key)).toBe("0"); // the signed-out session is gone from Redis
+    });
   });
 });
 
@@ -157,13 +142,13 @@ describe("the example app's secret", () => {
   afterEach(() => stopChild(app?.child));
 
   it("uses a random secret in development when SESSION_SECRET is unset, and says so", async () => {
-    app = await start({});
+    app = await start({ SESSION_SECRET: undefined });
     expect(app.ready).toBeDefined();
     expect(app.output).toContain("SESSION_SECRET is not set: using a random secret for this run");
   });
 
   it("refuses to start in production without SESSION_SECRET", async () => {
-    app = await start({ NODE_ENV: "production" });
+    app = await start({ SESSION_SECRET: undefined, NODE_ENV: "production" });
     expect(app.code).toBe(1);
     expect(app.output).toContain("SESSION_SECRET is not set. In production the secret must come from the environment");
   });

@@ -195,6 +195,9 @@ export function setCookies(res: { headers: Record<string, unknown> }): string[] 
 
 type Method = "get" | "post" | "put" | "delete" | "head";
 
+/** How long any request a test Browser sends may take. */
+export const REQUEST_TIMEOUT = 10_000;
+
 /** A browser: a supertest client against `url` that sends and keeps its cookies. */
 export class Browser {
   readonly jar = new CookieJar();
@@ -203,7 +206,8 @@ export class Browser {
 
   /** Sends `method path` with the jar's cookies; `edit` adds headers or a body. Keeps the response's cookies. */
   async request(method: Method, path: string, edit: (test: request.Test) => request.Test = (t) => t): Promise<request.Response> {
-    let test = request(this.url)[method](path);
+    // A hang fails fast, and says which request hung.
+    let test = request(this.url)[method](path).timeout(REQUEST_TIMEOUT);
     const cookie = this.jar.header();
     if (cookie !== "") test = test.set("Cookie", cookie);
     const res = await edit(test);
