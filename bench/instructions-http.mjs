@@ -64,7 +64,7 @@ async function measure(spec, route, redis) {
   const child = spawn(
     "valgrind",
     ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.out")}`, process.execPath, "--single-threaded", ...NODE_ARGS, join(BENCH_DIR, "server.mjs"), impl, String(port)],
-    { env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}), ...(dist ? { BENCH_DIST: dist } : {}), NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, ...(redis ? { REDIS_URL: redis.url } : {}), ...(dist ? { BENCH_DIST: dist } : {}), BENCH_REDIS_TIMEOUT: "60000", NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let log = "";
   child.stdout.on("data", (chunk) => (log += chunk));

@@ -97,7 +97,8 @@ async function makeImpl(name) {
       const { sessions, RedisStore } = require(DIST);
       if (typeof RedisStore !== "function") throw new Error("RedisStore is not exported by dist/cjs yet (run npm run build once lib/redis-store.ts exists)");
       const client = await redisClient();
-      const store = new RedisStore({ client, secret: SECRET, prefix: `bench:${name}:` });
+      // Under valgrind (bench/instructions-http.mjs) a request takes far longer than the default 2 s timeout.
+      const store = new RedisStore({ client, secret: SECRET, prefix: `bench:${name}:`, timeout: Number(process.env.BENCH_REDIS_TIMEOUT ?? 2000) });
       const lazy = name.endsWith("-lazy");
       return { mount: [sessions(store, lazy ? { preload: false } : undefined)], session: lazy ? lazyLoad : sync };
     }
