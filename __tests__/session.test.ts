@@ -19,7 +19,7 @@ describe("Session", () => {
     });
 
     it("is marked as created on this request (no loaded id)", () => {
-      expect(Session.stateOf(Session.empty())).toEqual({ loadedId: null, destroyed: false });
+      expect(Session.stateOf(Session.empty())).toEqual({ loadedId: null, destroyed: false, regenerated: false });
     });
   });
 
@@ -30,7 +30,7 @@ describe("Session", () => {
       expect(session.user).toBe("ann");
       expect(session.views).toBe(3);
       expect(session.nested).toEqual({ a: [1, 2] });
-      expect(Session.stateOf(session)).toEqual({ loadedId: "abc", destroyed: false });
+      expect(Session.stateOf(session)).toEqual({ loadedId: "abc", destroyed: false, regenerated: false });
       expect(Session.isEmpty(session)).toBe(false);
     });
 
@@ -112,7 +112,7 @@ describe("Session", () => {
       expect(next.id).toMatch(UUID_V4);
       expect(Object.keys(next)).toEqual(["id"]);
       expect({ ...session }).toEqual({ id: "abc", user: "ann", cart: [1] });
-      expect(Session.stateOf(next)).toEqual({ loadedId: "abc", destroyed: true });
+      expect(Session.stateOf(next)).toEqual({ loadedId: "abc", destroyed: true, regenerated: true });
     });
 
     it("{ keep: true } carries all the data over, { keep: [keys] } the listed keys", () => {
@@ -122,7 +122,7 @@ describe("Session", () => {
     });
 
     it("a session that was never stored regenerates into a new one with nothing to remove", () => {
-      expect(Session.stateOf(Session.regenerated(Session.empty(), false))).toEqual({ loadedId: null, destroyed: false });
+      expect(Session.stateOf(Session.regenerated(Session.empty(), false))).toEqual({ loadedId: null, destroyed: false, regenerated: false });
     });
 
     it("the methods that need the middleware say so when called on a session it does not serve", async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
+import { SessionEndedError } from "./errors";
 import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Session } from "./session";
 import { SignedIdCookie } from "./signed-id";
@@ -81,22 +82,33 @@ export class MemoryStore implements SessionStore {
 
   /**
    * Saves what changed and returns the signed id cookie, with Max-Age = the session's remaining
-   * life; or no cookie (`[]`) while the browser's cookie is fresh.
+   * life; or no cookie (`[]`) while the browser's cookie is fresh. A session that ended while
+   * this request used it is never written again (see `SessionEndedError`).
    */
   dump(session: Session, ctx: SessionContext): Cookie | Cookie[] {
-    const { loadedId, destroyed } = Session.stateOf(session);
+    const { loadedId, regenerated } = Session.stateOf(session);
     const id = session.id;
-    if (loadedId !== null && loadedId !== id) this.cache.delete(loadedId);
-    if (destroyed && Session.isEmpty(session)) return this.cookie.expire(ctx.req);
+    if (loadedId !== null && loadedId !== id) {
+      const existed = this.cache.delete(loadedId);
+      if (Session.isEmpty(session)) return this.cookie.expire(ctx.req);
+      // Its data may come from the session it replaces: if that one ended meanwhile, so does this.
+      if (regenerated && !existed) throw new SessionEndedError();
+    }
     const now = Date.now();
     const { lifetime, renewed } = Session.lifetimeOf(session);
-    // The entry as it is now: a concurrent request may have changed other fields since our
-    // load, so only the fields this request changed are written (compared with what it loaded).
-    // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
+    // A concurrent request may have changed other fields since our load, so only the fields this
+    // request changed are written (compared with what it loaded).
     const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const current = loadedId === id ? this.cache.get(id) : undefined;
+    if (loadedId === id && current === undefined) {
+      // Ended (signed out elsewhere, expired, evicted) while this request used it.
+      const before = loaded?.fields ?? new Map<string, string>();
+      if (this.changedFields(session, before, before) !== undefined || renewed) throw new SessionEndedError();
+      return this.cookie.expire(ctx.req);
+    }
     const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now, lifetime };
-    this.write(session, entry, current && loaded?.fields);
+    // Serialized in full before anything changes: a failure commits nothing.
+    entry.fields = this.changedFields(session, entry.fields, current && loaded?.fields) ?? entry.fields;
     Session.setStoreState(session, this, { fields: entry.fields, current: true } satisfies Loaded);
     const fresh = current !== undefined && loaded?.current === true && !renewed && current.lifetime === lifetime && now - current.touched < this.touchAfter;
     if (fresh) return [];
@@ -108,21 +120,22 @@ export class MemoryStore implements SessionStore {
   }
 
   /**
-   * Writes into `entry` the fields that differ from what was loaded (`before`; all of them for a
-   * new entry). Copy on write: the first change replaces `entry.fields` with a changed copy, so
-   * the Map a request loaded stays as it was loaded.
+   * `fields` with the session's fields that differ from what was loaded (`before`; all of them
+   * for a new entry), as a new Map; `undefined` when nothing differs. The Map a request loaded is
+   * never changed.
    */
-  private write(session: Session, entry: Entry, before: Map<string, string> | undefined): void {
-    let copy: Map<string, string> | undefined;
-    const change = () => (copy ??= entry.fields = new Map(entry.fields));
+  private changedFields(session: Session, fields: Map<string, string>, before: Map<string, string> | undefined): Map<string, string> | undefined {
+    let next: Map<string, string> | undefined;
+    const change = () => (next ??= new Map(fields));
     for (const key of Object.keys(session)) {
       if (key === "id") continue;
       const json = JSON.stringify(session[key]);
       if (json === undefined) {
-        if (entry.fields.has(key)) change().delete(key);
+        if (fields.has(key)) change().delete(key);
       } else if (before?.get(key) !== json) change().set(key, json);
     }
-    if (before) for (const key of before.keys()) if (!Object.hasOwn(session, key) && entry.fields.has(key)) change().delete(key);
+    if (before) for (const key of before.keys()) if (!Object.hasOwn(session, key) && fields.has(key)) change().delete(key);
+    return next;
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */

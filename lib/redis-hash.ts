@@ -50,6 +50,8 @@ export interface HashChanges {
   removed: string[];
   /** Field, value pairs to set. */
   set: string[];
+  /** Something besides the times is written: the session's data (or its cookie's lifetime) changed. */
+  changed: boolean;
   /** The stored state once the writes are done. */
   next: StoredHash;
 }
@@ -79,8 +81,9 @@ export function hashChanges(session: Session, stored: StoredHash | undefined, to
     if (lifetime === undefined) removed.push(LIFETIME_FIELD);
     else set.push(LIFETIME_FIELD, String(lifetime));
   }
+  const changed = removed.length > 0 || set.length > (same ? 0 : 2);
   if (touch) set.push(TOUCHED_FIELD, String(now));
-  return { whole: same === undefined, removed, set, next: { id, fields, created, touched: touch ? now : (same?.touched ?? now), lifetime } };
+  return { whole: same === undefined, removed, set, changed, next: { id, fields, created, touched: touch ? now : (same?.touched ?? now), lifetime } };
 }
 
 /**

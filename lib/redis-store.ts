@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie } from "./cookie";
-import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
+import { SessionConfigError, SessionEndedError, SessionStoreUnavailableError } from "./errors";
 import { idleTimeout, remainingLife } from "./expiry";
 import { type CommandSender, createOwnedClient, type OwnedClient, parseRedisUrl, type RedisClient, senderFor } from "./redis-client";
 import { hashChanges, sessionFromHash, type StoredHash } from "./redis-hash";
@@ -48,6 +48,8 @@ for i = last + 1, #ARGV, 4000 do redis.call('HSET', key, unpack(ARGV, i, math.mi
 redis.call('PEXPIRE', key, ARGV[1])
 return 1`;
 const SAVE_SHA = createHash("sha1").update(SAVE_SCRIPT).digest("hex");
+/** The session a regenerated one replaces was gone: nothing was written. */
+const ENDED = Symbol("ended");
 
 /** What the store remembers between `load` and `dump` (Session.setStoreState). */
 interface Loaded {
@@ -174,10 +176,20 @@ export class RedisStore implements SessionStore {
     const key = this.prefix + id;
     const { removed, set } = changes;
     const args = ["EVALSHA", SAVE_SHA, "1", key, String(ttl), changes.whole ? "1" : "0", String(removed.length), ...removed, ...set];
-    const write = this.run("save", "the save script (HDEL/HSET/PEXPIRE)", key, args);
-    // The old key is deleted alongside, not inside the script: in a cluster it lives in another slot.
-    const work = oldKey === undefined ? write : Promise.all([write, this.run("save", "DEL", oldKey, ["DEL", oldKey])]);
-    return work.then(() => {
+    const write = () => this.run("save", "the save script (HDEL/HSET/PEXPIRE)", key, args);
+    // The old key is deleted beside the script, not inside it: in a cluster it lives in another slot.
+    const deleteOld = () => (oldKey === undefined ? Promise.resolve(1) : this.run("save", "DEL", oldKey, ["DEL", oldKey]));
+    // A regenerated session may carry the data of the one it replaces: written only if that one
+    // still existed (it may have been signed out by another request meanwhile).
+    const work = Session.stateOf(session).regenerated
+      ? deleteOld().then((deleted) => (deleted === 0 ? ENDED : write()))
+      : Promise.all([write(), deleteOld()]).then(([written]) => written);
+    return work.then((written) => {
+      // The script writes nothing to a session that ended while this request used it.
+      if (written === ENDED || written === 0) {
+        if (changes.changed) throw new SessionEndedError();
+        return this.cookie.expire(ctx.req);
+      }
       Session.setStoreState(session, this, { stored: changes.next, current: true } satisfies Loaded);
       return touch ? this.cookie.issue(ctx.req, id, lifetime === null ? undefined : ttl) : [];
     });

@@ -46,6 +46,7 @@ export type HookableResponse = Pick<ServerResponse, "getHeader" | "setHeader" | 
   Record<Method, ResponseMethod> & { emit(event: string): boolean; destroy(): unknown; statusMessage?: string };
 
 const METHODS: readonly Method[] = ["writeHead", "write", "end", "flushHeaders"];
+const BODY_HEADERS = ["Content-Length", "Content-Type", "Content-Encoding", "ETag", "Last-Modified"];
 
 /**
  * Makes `listener.beforeHeaders` run, and complete, before the headers of `res` are written.
@@ -229,8 +230,8 @@ class ResponseHook {
     this.owesDrain = false;
     this.streamed = false;
     this.phase = "failed";
-    // The dropped body's length would corrupt the error response written in its place.
-    if (!this.res.headersSent) this.res.removeHeader("Content-Length");
+    // The headers that described the dropped body would mis-describe the error response written in its place.
+    if (!this.res.headersSent) for (const name of BODY_HEADERS) this.res.removeHeader(name);
     setImmediate(() => {
       this.phase = "released";
       this.listener.failed(err);

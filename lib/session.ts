@@ -21,6 +21,11 @@ export interface SessionState {
   readonly loadedId: string | null;
   /** `destroy()` or `regenerate()` ended the session stored under `loadedId`: the store removes it. */
   readonly destroyed: boolean;
+  /**
+   * `regenerate()` made it, so its data may come from the session stored under `loadedId`: a
+   * store saves it only if that one still exists (it may have been signed out meanwhile).
+   */
+  readonly regenerated: boolean;
 }
 
 /** What `regenerate` carries over: nothing (default), everything (`true`), or the listed keys. */
@@ -54,6 +59,7 @@ export class Session {
   #id: string;
   #loadedId: string | null;
   #destroyed = false;
+  #regenerated = false;
   #cookie: SessionCookie;
   #owner: SessionOwner | undefined = undefined;
   /** What the store that loaded the session remembers of it (see `setStoreState`). */
@@ -87,7 +93,7 @@ export class Session {
 
   /** What the store needs besides the data: the id it was loaded under and whether that session ended. */
   static stateOf(session: Session): SessionState {
-    return { loadedId: session.#loadedId, destroyed: session.#destroyed };
+    return { loadedId: session.#loadedId, destroyed: session.#destroyed, regenerated: session.#regenerated };
   }
 
   /** The lifetime chosen for the session's cookie, and whether it is to be issued again now. */
@@ -128,6 +134,7 @@ export class Session {
     const gone = session.#destroyed && Session.isEmpty(session);
     session.#loadedId = gone ? null : session.#id;
     session.#destroyed = false;
+    session.#regenerated = false;
     SessionCookie.saved(session.#cookie);
   }
 
@@ -139,6 +146,7 @@ export class Session {
     const next = Session.empty();
     next.#loadedId = session.#loadedId;
     next.#destroyed = session.#loadedId !== null;
+    next.#regenerated = session.#loadedId !== null;
     next.#storeState = session.#storeState;
     next.#cookie = SessionCookie.fresh(session.#cookie, keep === true);
     const keys = keep === true ? Object.keys(session) : keep === false ? [] : keep;
@@ -175,6 +183,7 @@ export class Session {
   destroy(callback?: SessionCallback): Promise<void> | undefined {
     for (const key of Object.keys(this)) if (key !== "id") delete this[key];
     this.#destroyed = true;
+    this.#regenerated = false; // its data is gone: what is written next is a new session's
     this.#id = uuidv4();
     this.#cookie = SessionCookie.fresh(this.#cookie, false);
     return settle(callback, () => this.#owner?.save(this));
