@@ -4,7 +4,7 @@
  * records (SPEC §10): an express-session app and this package can share one store, each
  * reading and writing the other's sessions, during a rolling deploy or for good.
  */
-import type { Cookie } from "./cookie";
+import type { Cookie, CookieAttributes } from "./cookie";
 import { SessionConfigError, SessionStoreUnavailableError } from "./errors";
 import { ExpressSessionCookie } from "./express-session-cookie";
 import { pastAbsoluteTimeout, remainingLife } from "./expiry";
@@ -38,18 +38,13 @@ export interface SessionRecord {
  * expiry. Written with `expires` a `Date`, as express-session does; stores that keep JSON give
  * it back as an ISO string.
  */
-export interface RecordCookie {
+export interface RecordCookie extends Pick<CookieAttributes, "domain" | "path" | "httpOnly" | "sameSite" | "partitioned" | "priority"> {
   /** The lifetime the cookie was issued with, in ms; `null` for a browser-session cookie. */
   originalMaxAge: number | null;
   /** When the session expires; `null` for a browser-session cookie. */
   expires?: Date | string | null;
+  /** As express-session keeps it (`"auto"` in records its apps configured so). */
   secure?: boolean | "auto";
-  httpOnly?: boolean;
-  domain?: string;
-  path?: string;
-  sameSite?: "lax" | "strict" | "none" | boolean;
-  partitioned?: boolean;
-  priority?: "low" | "medium" | "high";
 }
 
 export interface ExpressSessionStoreOptions extends CommonStoreOptions {

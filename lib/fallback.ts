@@ -70,5 +70,6 @@ export class FallbackStore implements SessionStore {
 
 /** `fn(value)`, after `value` resolves if it is a Promise: synchronous stores stay synchronous. */
 function then<T, U>(value: T | PromiseLike<T>, fn: (value: T) => U): U | Promise<Awaited<U>> {
+  // then() flattens a Promise that fn returns, hence Awaited<U>.
   return isPromiseLike<T>(value) ? Promise.resolve(value).then((resolved) => fn(resolved) as Awaited<U>) : fn(value);
 }
