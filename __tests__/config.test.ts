@@ -114,7 +114,7 @@ describe("wrong configuration fails at sessions(...), with a message that says h
 describe("wrong middleware options fail at sessions(store, options), not at the first request", () => {
   const store = () => new MemoryStore();
   it.each<[string, unknown, RegExp]>([
-    ["an unknown option (a typo)", { preloadd: false }, /^sessions\(\) options: unknown option "preloadd"; the options are preload, onLostChange, onSaveError$/],
+    ["an unknown option (a typo)", { preloadd: false }, /^sessions\(\) options: unknown option "preloadd"; the options are preload, onLostChange, onSaveError, fallback$/],
     ["a preload that is not a boolean", { preload: "no" }, /^sessions\(\) options: preload must be true or false, got "no"$/],
     ["an onLostChange that is not a function", { onLostChange: 5 }, /^sessions\(\) options: onLostChange must be a function \(err, req\) => void, got number$/],
     ["options that are not an object", "preload", /^sessions\(\) options must be an object such as \{ preload: false \}, got string$/],

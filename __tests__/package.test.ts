@@ -6,7 +6,7 @@
  * after `npm ci` they rarely touch the network.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -81,9 +81,31 @@ describe("a CommonJS project", () => {
     expect(result.defaultIsSessions).toBe(true);
   });
 
+  it("installs without node-redis (an optional peer dependency), and new RedisStore({ url }) then says which package to install", async () => {
+    expect(existsSync(join(dir, "node_modules", "redis"))).toBe(false);
+    const result = await runScript(dir, `const { RedisStore } = require("sessionbox");
+try { new RedisStore({ url: "redis://127.0.0.1:1", secret: "${SECRET}" }); console.log("constructed") } catch (e) { console.log(e.name + ": " + e.message) }`);
+    expect(result).toMatch(/^SessionConfigError: RedisStore: \{ url \} needs the node-redis client, which is not installed: run `npm install redis`/);
+  });
+
   it("does not expose files outside the package's exports", async () => {
     const { stdout } = await exec(process.execPath, ["-e", `try { require("sessionbox/dist/cjs/session.js") } catch (e) { console.log(e.code) }`], { cwd: dir });
     expect(stdout.trim()).toBe("ERR_PACKAGE_PATH_NOT_EXPORTED");
+  });
+});
+
+describe("a CommonJS project that installs redis beside the package", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await project("cjs-redis", { type: "commonjs" }, ["express", "redis"]);
+  });
+
+  it("gets a RedisStore({ url }) that owns a node-redis client, and closes it", async () => {
+    // Port 1 on loopback: nothing listens there; the store is built and closed without a server.
+    const result = await runScript(dir, `const { RedisStore } = require("sessionbox");
+const store = new RedisStore({ url: "redis://127.0.0.1:1", secret: "${SECRET}", timeout: 200 });
+store.close().then(() => console.log(typeof store.client.sendCommand + " " + store.client.isOpen));`);
+    expect(result).toBe("function false");
   });
 });
 
@@ -183,6 +205,12 @@ interface AppResult {
   me: unknown;
   defaultIsSessions: boolean;
   sameClassAsRequire: boolean;
+}
+
+/** Runs `source` with node in `dir` and returns what it printed, trimmed. */
+async function runScript(dir: string, source: string): Promise<string> {
+  const { stdout } = await exec(process.execPath, ["-e", source], { cwd: dir, timeout: 30_000 });
+  return stdout.trim();
 }
 
 async function runApp(dir: string): Promise<AppResult> {

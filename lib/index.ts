@@ -17,8 +17,10 @@ import type { SessionStore } from "./store";
 
 export { Cookie, type CookieAttributes } from "./cookie";
 export type { CookieOptions } from "./cookie-settings";
+export { CookieSessionReader, type CookieSessionReaderOptions } from "./cookie-session-reader";
 export { CookieStore, type CookieStoreOptions } from "./cookie-store";
 export { SessionConfigError, SessionError, SessionStoreUnavailableError, SessionTooLargeError, SessionUsageError } from "./errors";
+export { ExpressSessionStore, type ExpressSessionBackend, type ExpressSessionStoreOptions, type RecordCookie, type SessionRecord } from "./express-session-store";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store";
 export { RedisStore, type RedisClient, type RedisStoreOptions } from "./redis-store";
 export type { SessionMiddleware, SessionsOptions } from "./middleware";

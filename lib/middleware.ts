@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SessionConfigError, type SessionError } from "./errors";
+import { FallbackStore } from "./fallback";
 import { RequestSession } from "./request-session";
 import type { Session } from "./session";
 import { loadsAsynchronously, type SessionStore } from "./store";
@@ -26,6 +27,12 @@ export interface SessionsOptions {
    * run the handler again, pass a function that answers the error instead.
    */
   onSaveError?: (err: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * The store you move from (an `ExpressSessionStore` over the old store, a `CookieSessionReader`):
+   * when `store` has no session for a request, a session found there moves into `store` under a
+   * new id, and its old record and cookie are removed in that response.
+   */
+  fallback?: SessionStore;
 }
 
 /** The function `sessions()` returns: middleware for Express 4/5, Connect and `node:http`. */
@@ -35,7 +42,7 @@ export interface SessionMiddleware<S extends SessionStore = SessionStore> {
   readonly store: S;
 }
 
-const OPTIONS = ["preload", "onLostChange", "onSaveError"];
+const OPTIONS = ["preload", "onLostChange", "onSaveError", "fallback"];
 const SIGNATURES = { onLostChange: "(err, req) => void", onSaveError: "(err, req, res) => void" };
 
 /**
@@ -55,13 +62,14 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
   for (const [name, value] of [["onLostChange", onLostChange], ["onSaveError", options.onSaveError]] as const) {
     if (value !== undefined && typeof value !== "function") throw new SessionConfigError(`${owner}: ${name} must be a function ${SIGNATURES[name]}, got ${typeof value}`);
   }
-  const loadsAsync = loadsAsynchronously(store);
+  const used = options.fallback === undefined ? store : new FallbackStore(store, options.fallback);
+  const loadsAsync = loadsAsynchronously(used);
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     // Mounted twice (on the app and on a router): the first mount's session stays.
     if (Object.hasOwn(req, "session")) return next();
     const onSaveError = options.onSaveError ?? ((err: unknown) => next(err));
-    const request = new RequestSession({ store, loadsAsync, onLostChange, onSaveError }, req, res);
+    const request = new RequestSession({ store: used, loadsAsync, onLostChange, onSaveError }, req, res);
     defineRequestProperties(req, request, store);
     if (loadsAsync && preload) request.preload(next);
     else next();

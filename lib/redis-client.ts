@@ -66,10 +66,18 @@ export function createOwnedClient(url: string): OwnedClient {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     redis = require("redis") as typeof import("redis");
-  } catch {
-    throw new SessionConfigError(`${OWNER}: { url } needs the node-redis client: run \`npm install redis\` (or pass your own node-redis or ioredis client as { client })`);
+  } catch (err) {
+    // Only `redis` itself missing (an optional peer dependency); a broken install of it keeps its own error.
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== "MODULE_NOT_FOUND" || !String((err as Error).message).startsWith("Cannot find module 'redis'")) throw err;
+    throw new SessionConfigError(`${OWNER}: { url } needs the node-redis client, which is not installed: run \`npm install redis\` (or pass your own node-redis or ioredis client as { client })`);
   }
   // Without an offline queue, commands fail at once while the connection is down, instead of piling
   // up for the whole outage and all being sent when Redis comes back.
-  return redis.createClient({ url, disableOfflineQueue: true }) as unknown as OwnedClient;
+  const client = redis.createClient({ url, disableOfflineQueue: true }) as unknown as OwnedClient;
+  // The peer range admits redis 4 for { client }; the store's own client needs 5's close()/destroy().
+  if (typeof client.close !== "function") {
+    throw new SessionConfigError(`${OWNER}: { url } needs node-redis 5 or later, and redis 4 is installed: run \`npm install redis@5\`, or pass your own connected client as { client }`);
+  }
+  return client;
 }

@@ -126,11 +126,11 @@ export class SessionCookie {
     return { lifetime: cookie.#lifetime, renewed: cookie.#renewed };
   }
 
-  /** The same store defaults (and, with `keepLifetime`, the same chosen lifetime) for a regenerated session. */
-  static fresh(cookie: SessionCookie, keepLifetime: boolean): SessionCookie {
-    const { maxAge, attributes } = cookie.#init;
-    const next = new SessionCookie({ maxAge, attributes, lifetime: keepLifetime ? cookie.#lifetime : undefined });
-    next.#renewed = keepLifetime && cookie.#lifetime !== undefined;
+  /** A new cookie with the store defaults of `defaults` and the chosen `lifetime` (a regenerated or moved session's). */
+  static fresh(defaults: SessionCookie, lifetime: number | null | undefined): SessionCookie {
+    const { maxAge, attributes } = defaults.#init;
+    const next = new SessionCookie({ maxAge, attributes, lifetime });
+    next.#renewed = lifetime !== undefined;
     return next;
   }
 

@@ -148,10 +148,23 @@ export class Session {
     next.#destroyed = session.#loadedId !== null;
     next.#regenerated = session.#loadedId !== null;
     next.#storeState = session.#storeState;
-    next.#cookie = SessionCookie.fresh(session.#cookie, keep === true);
+    next.#cookie = SessionCookie.fresh(session.#cookie, keep === true ? Session.lifetimeOf(session).lifetime : undefined);
     const keys = keep === true ? Object.keys(session) : keep === false ? [] : keep;
     for (const key of keys) if (key !== "id" && Object.hasOwn(session, key)) next[key] = session[key];
     return next;
+  }
+
+  /**
+   * A session that a fallback store found, moving into another store: `fresh` (that store's new
+   * session) with `old`'s data and cookie lifetime, replacing `old`'s id (so it is saved even if
+   * emptied on this request, and the old one removed).
+   */
+  static moved(old: Session, fresh: Session): Session {
+    for (const key of Object.keys(old)) if (key !== "id") fresh[key] = old[key];
+    fresh.#loadedId = old.#loadedId;
+    fresh.#destroyed = old.#loadedId !== null;
+    fresh.#cookie = SessionCookie.fresh(fresh.#cookie, Session.lifetimeOf(old).lifetime);
+    return fresh;
   }
 
   /** The session's cookie: `maxAge` and `expires` can be set for this session ("remember me"). */
@@ -185,7 +198,7 @@ export class Session {
     this.#destroyed = true;
     this.#regenerated = false; // its data is gone: what is written next is a new session's
     this.#id = uuidv4();
-    this.#cookie = SessionCookie.fresh(this.#cookie, false);
+    this.#cookie = SessionCookie.fresh(this.#cookie, undefined);
     return settle(callback, () => this.#owner?.save(this));
   }
 

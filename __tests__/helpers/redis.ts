@@ -10,28 +10,23 @@ import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { describeNeeding, type Requirement } from "./servers";
 
 /** `true` when `redis-server` and `redis-cli` are on the PATH. */
 export const hasRedis = ["redis-server", "redis-cli"].every((bin) => spawnSync(bin, ["--version"]).status === 0);
+
+/** Redis, for `describeNeeding`. */
+export const REDIS: Requirement = {
+  available: hasRedis,
+  missing: "redis-server/redis-cli are not on the PATH: install them (apt-get install redis-server)",
+};
 
 /**
  * `describe` for a suite that needs Redis. Without `redis-server` the suite is skipped with a
  * loud notice, except under `CI=true`, where it fails: CI must run the Redis suites.
  */
 export function describeRedis(name: string, fn: () => void): void {
-  if (hasRedis) return describe(name, fn);
-  const message = `redis-server/redis-cli are not on the PATH: install them (apt-get install redis-server) to run "${name}"`;
-  if (process.env.CI === "true") {
-    describe(name, () => {
-      beforeAll(() => {
-        throw new Error(`${message}; CI=true, so the Redis suites must run`);
-      });
-      it("runs against a real redis-server", () => undefined);
-    });
-    return;
-  }
-  console.warn(`\n*** SKIPPED: ${message} ***\n`);
-  describe.skip(name, fn);
+  describeNeeding([REDIS], name, fn);
 }
 
 export interface RedisServer {
