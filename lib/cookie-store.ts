@@ -4,6 +4,7 @@ import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Seal } from "./seal";
 import { Session } from "./session";
+import { sessionJson } from "./session-json";
 import type { SessionContext, SessionStore } from "./store";
 import { type CommonStoreOptions, cookieInit, resolveBoolean, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
 
@@ -89,7 +90,7 @@ export class CookieStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
-    const json = JSON.stringify(session);
+    const json = sessionJson(session, "CookieStore", 0) as string;
     const { lifetime, renewed } = Session.lifetimeOf(session);
     const fresh = loaded !== undefined && !loaded.rotated && !renewed && loaded.lifetime === lifetime && now - loaded.touched < this.touchAfter;
     if (fresh && loaded.json === json) return [];

@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
 import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Session } from "./session";
+import { sessionJson } from "./session-json";
 import { SignedIdCookie } from "./signed-id";
 import type { SessionContext, SessionStore } from "./store";
 import { type CommonStoreOptions, cookieInit, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
@@ -96,7 +97,7 @@ export class MemoryStore implements SessionStore {
     const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const current = loadedId === id ? this.cache.get(id) : undefined;
     const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now, lifetime };
-    this.write(session, entry, current && loaded?.fields);
+    entry.fields = this.changedFields(session, entry.fields, current && loaded?.fields) ?? entry.fields;
     Session.setStoreState(session, this, { fields: entry.fields, current: true } satisfies Loaded);
     const fresh = current !== undefined && loaded?.current === true && !renewed && current.lifetime === lifetime && now - current.touched < this.touchAfter;
     if (fresh) return [];
@@ -108,21 +109,23 @@ export class MemoryStore implements SessionStore {
   }
 
   /**
-   * Writes into `entry` the fields that differ from what was loaded (`before`; all of them for a
-   * new entry). Copy on write: the first change replaces `entry.fields` with a changed copy, so
-   * the Map a request loaded stays as it was loaded.
+   * `fields` with the values that differ from what was loaded (`before`; all of them for a new
+   * entry), or `undefined` when none do. A changed copy: the entry changes only when the caller
+   * assigns it, once every value has been turned into JSON (so a refused value changes nothing),
+   * and the Map a request loaded stays as it was loaded.
    */
-  private write(session: Session, entry: Entry, before: Map<string, string> | undefined): void {
+  private changedFields(session: Session, fields: Map<string, string>, before: Map<string, string> | undefined): Map<string, string> | undefined {
     let copy: Map<string, string> | undefined;
-    const change = () => (copy ??= entry.fields = new Map(entry.fields));
+    const change = () => (copy ??= new Map(fields));
     for (const key of Object.keys(session)) {
       if (key === "id") continue;
-      const json = JSON.stringify(session[key]);
+      const json = sessionJson(session[key], "MemoryStore", 1);
       if (json === undefined) {
-        if (entry.fields.has(key)) change().delete(key);
+        if (fields.has(key)) change().delete(key);
       } else if (before?.get(key) !== json) change().set(key, json);
     }
-    if (before) for (const key of before.keys()) if (!Object.hasOwn(session, key) && entry.fields.has(key)) change().delete(key);
+    if (before) for (const key of before.keys()) if (!Object.hasOwn(session, key) && fields.has(key)) change().delete(key);
+    return copy;
   }
 
   /** Nothing to release; present so that every store can be closed the same way. */
