@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { parse } from "cookie";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
@@ -70,7 +71,7 @@ export class CookieStore implements SessionStore {
   }
 
   load(ctx: SessionContext): Session {
-    const sealed = this.join(ctx.cookies);
+    const sealed = this.join(asSent(ctx));
     const opened = sealed === undefined ? undefined : this.seal.open(sealed);
     const payload = opened && parsePayload(opened.plaintext);
     if (!payload) return Session.empty(cookieInit(this.settings, ctx.req));
@@ -102,34 +103,43 @@ export class CookieStore implements SessionStore {
     return out;
   }
 
-  /** The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`. */
-  private join(cookies: Record<string, string>): string | undefined {
+  /**
+   * The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`,
+   * cut exactly as `chunks` cuts it. Any other envelope around the same seal is an altered cookie.
+   */
+  private join(cookies: Record<string, string | undefined>): string | undefined {
     const name = this.settings.cookie.name;
     const first = cookies[name];
-    if (!first || first[0] !== "~") return first || undefined;
-    const head = CHUNK_HEAD.exec(first);
-    if (head === null || head[1] === "1") return undefined; // "~1~" is never written
-    const count = Number(head[1]);
-    let value = first.slice(head[0].length);
-    for (let i = 1; i < count; i++) {
+    if (!first) return undefined;
+    const head = first[0] === "~" ? CHUNK_HEAD.exec(first) : undefined;
+    if (head === null) return undefined;
+    const sent = [first];
+    for (let i = 1; i < (head === undefined ? 1 : Number(head[1])); i++) {
       const part = cookies[`${name}.${i}`];
       if (part === undefined) return undefined;
-      value += part;
+      sent.push(part);
     }
-    return value;
+    const value = sent.join("").slice(head === undefined ? 0 : head[0].length);
+    const written = this.chunks(value);
+    return written.length === sent.length && written.every((part, i) => part === sent[i]) ? value : undefined;
   }
 
-  /** Splits a sealed value over cookies of at most CHUNK_LIMIT bytes; expires chunks left from a larger session. */
+  /** How a sealed value is cut over cookies of at most CHUNK_LIMIT bytes: one, or `~N~part0` and the rest. */
+  private chunks(value: string): string[] {
+    const name = this.settings.cookie.name;
+    if (name.length + 1 + value.length <= CHUNK_LIMIT) return [value];
+    const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
+    const parts: string[] = [];
+    for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
+    parts[0] = `~${parts.length}~${parts[0]}`;
+    return parts;
+  }
+
+  /** Splits a sealed value over cookies (see `chunks`); expires chunks left from a larger session. */
   private split(value: string, req: IncomingMessage, lifetime: number | undefined, cookies: Record<string, string>): Cookie[] {
     const settings = this.settings.cookie;
     const name = settings.name;
-    let parts = [value];
-    if (name.length + 1 + value.length > CHUNK_LIMIT) {
-      const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
-      parts = [];
-      for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
-      parts[0] = `~${parts.length}~${parts[0]}`;
-    }
+    const parts = this.chunks(value);
     const names = parts.map((_, i) => (i === 0 ? name : `${name}.${i}`));
     const size = parts.reduce((sum, part, i) => sum + names[i].length + 1 + part.length, 2 * (parts.length - 1));
     if (size > this.maxSize) {
@@ -150,6 +160,15 @@ export class CookieStore implements SessionStore {
     for (let i = 1; cookies[`${settings.name}.${i}`] !== undefined; i++) out.push(settings.expire(req, `${settings.name}.${i}`));
     return out;
   }
+}
+
+/**
+ * The request's cookies as the browser sent them. The parsed ones have %XX escapes decoded, which
+ * would give a seal (written without escapes) a second spelling; parse again only when there are some.
+ */
+function asSent(ctx: SessionContext): Record<string, string | undefined> {
+  const header = ctx.req.headers.cookie;
+  return header !== undefined && header.includes("%") ? parse(header, { decode: (value) => value }) : ctx.cookies;
 }
 
 /** A sealed payload: `[created, touched, data]`, or `[created, touched, lifetime, data]` for a session that chose its cookie's lifetime. */
