@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
+import { SessionTooLargeError } from "./errors";
 import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
 import { Session } from "./session";
 import { sessionJson } from "./session-json";
@@ -13,6 +14,11 @@ export interface MemoryStoreOptions extends CommonStoreOptions {
   secret?: string | readonly string[];
   /** Most sessions kept; the least recently used is evicted beyond it. Default 10000. */
   max?: number;
+  /**
+   * Most bytes the sessions kept may take, estimated from their JSON; the least recently used are
+   * evicted beyond it, and a session bigger than this on its own is refused. Default 33554432 (32 MiB).
+   */
+  maxBytes?: number;
 }
 
 /** A stored session: one JSON string per field, so concurrent requests changing different fields both persist. */
@@ -25,6 +31,9 @@ interface Entry {
   lifetime: number | null | undefined;
 }
 
+/** An entry's bytes besides its id, keys and JSON values: roughly, the objects that hold them. */
+const ENTRY_OVERHEAD = 200;
+
 /** What the store remembers between `load` and `dump` of one request (Session.setStoreState). */
 interface Loaded {
   /** The fields as loaded: a save writes only the fields that differ from these. */
@@ -34,8 +43,8 @@ interface Loaded {
 }
 
 /**
- * Keeps sessions in process memory, bounded by `max` (least recently used evicted) and
- * expired by TTL. For development and tests: sessions are lost on restart and not shared
+ * Keeps sessions in process memory, bounded by `max` sessions and `maxBytes` (least recently
+ * used evicted) and expired by TTL. For development and tests: sessions are lost on restart and not shared
  * between processes.
  */
 export class MemoryStore implements SessionStore {
@@ -44,23 +53,30 @@ export class MemoryStore implements SessionStore {
   readonly absoluteTimeout: number | null;
   readonly touchAfter: number;
   private readonly settings: StoreSettings;
+  readonly maxBytes: number;
   private readonly cookie: SignedIdCookie;
   private readonly cache: LRUCache<string, Entry>;
 
   constructor(options: MemoryStoreOptions = {}) {
     const owner = "MemoryStore";
-    const settings = (this.settings = resolveStoreOptions(options, ["secret", "max", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"], owner, () => randomBytes(32).toString("base64url")));
+    const settings = (this.settings = resolveStoreOptions(options, ["secret", "max", "maxBytes", "name", "cookie", "maxAge", "absoluteTimeout", "touchAfter"], owner, () => randomBytes(32).toString("base64url")));
     ({ maxAge: this.maxAge, absoluteTimeout: this.absoluteTimeout, touchAfter: this.touchAfter } = settings);
     const max = resolveCount(options.max, 10_000, "max", "sessions", owner);
+    this.maxBytes = resolveCount(options.maxBytes, 32 * 1024 * 1024, "maxBytes", "bytes", owner);
     this.cookie = new SignedIdCookie(settings.cookie, settings.secrets);
     // TTLs on the wall clock (not performance.now) so that idle and absolute timeouts agree,
     // with no cached "now" so that an expiry is seen on the very next request.
-    this.cache = new LRUCache<string, Entry>({ max, ttl: Math.ceil(this.maxAge), ttlResolution: 0, perf: { now: () => Date.now() } });
+    this.cache = new LRUCache<string, Entry>({ max, maxSize: this.maxBytes, ttl: Math.ceil(this.maxAge), ttlResolution: 0, perf: { now: () => Date.now() } });
   }
 
   /** Sessions currently kept. */
   get size(): number {
     return this.cache.size;
+  }
+
+  /** Bytes the sessions kept take, as estimated for `maxBytes`. */
+  get bytes(): number {
+    return this.cache.calculatedSize;
   }
 
   load(ctx: SessionContext): Session {
@@ -93,19 +109,33 @@ export class MemoryStore implements SessionStore {
     const { lifetime, renewed } = Session.lifetimeOf(session);
     // The entry as it is now: a concurrent request may have changed other fields since our
     // load, so only the fields this request changed are written (compared with what it loaded).
-    // It is changed in place: the cache's TTL is reset only by `set`, which only a touch calls.
     const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const current = loadedId === id ? this.cache.get(id) : undefined;
-    const entry = current ?? { fields: new Map<string, string>(), created: now, touched: now, lifetime };
-    entry.fields = this.changedFields(session, entry.fields, current && loaded?.fields) ?? entry.fields;
-    Session.setStoreState(session, this, { fields: entry.fields, current: true } satisfies Loaded);
-    const fresh = current !== undefined && loaded?.current === true && !renewed && current.lifetime === lifetime && now - current.touched < this.touchAfter;
-    if (fresh) return [];
-    entry.touched = now;
-    entry.lifetime = lifetime;
-    const remaining = remainingLife(entry.created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
-    this.cache.set(id, entry, { ttl: Math.ceil(idleTimeout(lifetime, this.maxAge)) });
-    return this.cookie.issue(ctx.req, id, lifetime === null ? undefined : remaining);
+    const before = current?.fields ?? new Map<string, string>();
+    const fields = this.changedFields(session, before, current && loaded?.fields) ?? before;
+    const touch = current === undefined || loaded?.current !== true || renewed || current.lifetime !== lifetime || now - current.touched >= this.touchAfter;
+    const idle = idleTimeout(lifetime, this.maxAge);
+    const entry: Entry = { fields, created: current?.created ?? now, touched: touch ? now : (current?.touched ?? now), lifetime };
+    if (touch || fields !== before) this.keep(id, entry, touch ? Math.ceil(idle) : undefined);
+    Session.setStoreState(session, this, { fields, current: true } satisfies Loaded);
+    if (!touch) return [];
+    return this.cookie.issue(ctx.req, id, lifetime === null ? undefined : remainingLife(entry.created, idle, this.absoluteTimeout, now));
+  }
+
+  /**
+   * Stores `entry` as a new object, so the cache counts its bytes again; its TTL is reset to `ttl`
+   * only on a touch (`undefined`: kept). A session bigger than `maxBytes` on its own is refused:
+   * the cache would drop it.
+   */
+  private keep(id: string, entry: Entry, ttl: number | undefined): void {
+    let size = ENTRY_OVERHEAD + id.length;
+    for (const [key, json] of entry.fields) size += key.length + json.length;
+    if (size > this.maxBytes) {
+      throw new SessionTooLargeError(
+        `MemoryStore cannot keep the session: it takes about ${size} bytes, over maxBytes (${this.maxBytes}). Keep less in the session, raise maxBytes, or use RedisStore`,
+      );
+    }
+    this.cache.set(id, entry, { size, ttl, noUpdateTTL: ttl === undefined });
   }
 
   /**
