@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { parse } from "cookie";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
-import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { cookieEnd, idleTimeout } from "./expiry";
 import { Seal } from "./seal";
 import { Session } from "./session";
 import { sessionJson } from "./session-json";
@@ -76,8 +76,8 @@ export class CookieStore implements SessionStore {
     const payload = opened && parsePayload(opened.plaintext);
     if (!payload) return Session.empty(cookieInit(this.settings, ctx.req));
     const { created, touched, lifetime, data, json } = payload;
-    const now = Date.now();
-    if (now - touched > idleTimeout(lifetime, this.maxAge) || pastAbsoluteTimeout(created, this.absoluteTimeout, now)) {
+    // Ended with the cookie that carried it (idle and absolute timeouts both, in whole seconds).
+    if (Date.now() > cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, touched)) {
       return Session.empty(cookieInit(this.settings, ctx.req));
     }
     const session = new Session(data, cookieInit(this.settings, ctx.req, { lifetime, created, touched }));
@@ -93,12 +93,16 @@ export class CookieStore implements SessionStore {
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
     const json = sessionJson(session, "CookieStore", 0) as string;
     const { lifetime, renewed } = Session.lifetimeOf(session);
-    const fresh = loaded !== undefined && !loaded.rotated && !renewed && loaded.lifetime === lifetime && now - loaded.touched < this.touchAfter;
-    if (fresh && loaded.json === json) return [];
     const created = loaded ? loaded.created : now;
-    const remaining = remainingLife(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    const end = cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    // Unchanged: re-issued after touchAfter (or under the first secret), if a whole second is left.
+    const unchanged = loaded !== undefined && !renewed && loaded.lifetime === lifetime && loaded.json === json;
+    const fresh = loaded !== undefined && !loaded.rotated && now - loaded.touched < this.touchAfter;
+    if (unchanged && (fresh || end === now)) return [];
+    // A change with no whole second left for its cookie: the session ends now.
+    if (end === now) return this.expireAll(req, cookies);
     const payload = lifetime === undefined ? `[${created},${now},${json}]` : `[${created},${now},${lifetime},${json}]`;
-    const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : remaining, cookies);
+    const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : end - now, cookies);
     Session.setStoreState(session, this, { created, touched: now, lifetime, json, rotated: false } satisfies Loaded);
     return out;
   }

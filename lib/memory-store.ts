@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
 import { SessionTooLargeError } from "./errors";
-import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { cookieEnd, idleTimeout, pastAbsoluteTimeout } from "./expiry";
 import { Session } from "./session";
 import { sessionJson } from "./session-json";
 import { SignedIdCookie } from "./signed-id";
@@ -113,21 +113,28 @@ export class MemoryStore implements SessionStore {
     const current = loadedId === id ? this.cache.get(id) : undefined;
     const before = current?.fields ?? new Map<string, string>();
     const fields = this.changedFields(session, before, current && loaded?.fields) ?? before;
-    const touch = current === undefined || loaded?.current !== true || renewed || current.lifetime !== lifetime || now - current.touched >= this.touchAfter;
-    const idle = idleTimeout(lifetime, this.maxAge);
-    const entry: Entry = { fields, created: current?.created ?? now, touched: touch ? now : (current?.touched ?? now), lifetime };
-    if (touch || fields !== before) this.keep(id, entry, touch ? Math.ceil(idle) : undefined);
+    const created = current?.created ?? now;
+    // Re-issued after touchAfter (or under the first secret, or with a new lifetime), if a whole second is left for it.
+    const due = current === undefined || loaded?.current !== true || renewed || current.lifetime !== lifetime || now - current.touched >= this.touchAfter;
+    const touch = due && (current === undefined || cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now) > now);
+    const entry: Entry = touch ? { fields, created, touched: now, lifetime } : { ...(current as Entry), fields };
+    // The entry lives as long as the cookie the browser holds (a new one, or the last one issued).
+    const end = cookieEnd(created, idleTimeout(entry.lifetime, this.maxAge), this.absoluteTimeout, entry.touched);
+    if (end <= now) {
+      this.cache.delete(id);
+      return this.cookie.expire(ctx.req);
+    }
+    if (touch || fields !== before) this.keep(id, entry, end - now);
     Session.setStoreState(session, this, { fields, current: true } satisfies Loaded);
     if (!touch) return [];
-    return this.cookie.issue(ctx.req, id, lifetime === null ? undefined : remainingLife(entry.created, idle, this.absoluteTimeout, now));
+    return this.cookie.issue(ctx.req, id, lifetime === null ? undefined : end - now);
   }
 
   /**
-   * Stores `entry` as a new object, so the cache counts its bytes again; its TTL is reset to `ttl`
-   * only on a touch (`undefined`: kept). A session bigger than `maxBytes` on its own is refused:
-   * the cache would drop it.
+   * Stores `entry` for `ttl` ms as a new object, so the cache counts its bytes again. A session
+   * bigger than `maxBytes` on its own is refused: the cache would drop it.
    */
-  private keep(id: string, entry: Entry, ttl: number | undefined): void {
+  private keep(id: string, entry: Entry, ttl: number): void {
     let size = ENTRY_OVERHEAD + id.length;
     for (const [key, json] of entry.fields) size += key.length + json.length;
     if (size > this.maxBytes) {
@@ -135,7 +142,7 @@ export class MemoryStore implements SessionStore {
         `MemoryStore cannot keep the session: it takes about ${size} bytes, over maxBytes (${this.maxBytes}). Keep less in the session, raise maxBytes, or use RedisStore`,
       );
     }
-    this.cache.set(id, entry, { size, ttl, noUpdateTTL: ttl === undefined });
+    this.cache.set(id, entry, { size, ttl });
   }
 
   /**
