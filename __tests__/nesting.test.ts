@@ -30,6 +30,10 @@ function app(store: SessionStore): express.Express {
     Object.assign(req.session, req.body);
     res.send("saved");
   });
+  a.post("/bigint", (req, res) => {
+    req.session.big = BigInt(1);
+    res.send("saved");
+  });
   a.get("/read", (req, res) => {
     const data: Record<string, unknown> = { ...req.session };
     if ("deep" in data) data.deep = "(deep)";
@@ -81,6 +85,20 @@ function storeTests(makeStore: () => SessionStore): void {
     const refused = await client.write(deepBody(1_000, "cy"));
     expect([refused.status, errorOf(refused).code]).toEqual([500, "SESSION_TOO_LARGE"]);
     expect((await client.read()).body).toEqual({ id: expect.any(String), user: "bob", deep: "(deep)" });
+  });
+
+  it("does not count brackets inside strings, escaped quotes included", async () => {
+    const client = browser(await start(app(makeStore())));
+    const note = `a \\"quoted\\" ${"[{".repeat(1_500)}`;
+    expect((await client.write(JSON.stringify({ user: "ann", note }))).status).toBe(200);
+    expect((await client.read()).body).toEqual({ id: expect.any(String), user: "ann", note });
+  });
+
+  it("leaves other values JSON refuses (a BigInt) to their own TypeError", async () => {
+    const server = await start(app(makeStore()));
+    const res = await request(server).post("/bigint").timeout(DEADLINE);
+    expect(res.status).toBe(500);
+    expect(errorOf(res).message).toMatch(/BigInt/);
   });
 
   it("refuses nesting too deep for JSON.stringify itself (100,000 levels) with the same error, not a RangeError", async () => {
