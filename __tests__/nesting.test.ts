@@ -101,6 +101,23 @@ function storeTests(makeStore: () => SessionStore): void {
     expect(errorOf(res).message).toMatch(/BigInt/);
   });
 
+  it("reports data merged after the response ended, even too deep for JSON.stringify, as a lost change: the process goes on", async () => {
+    const lost: string[] = [];
+    const a = express();
+    a.use(express.json({ limit: "1mb" }));
+    a.use(sessions(makeStore(), { onLostChange: (err) => lost.push(err.message) }));
+    a.post("/late", (req, res) => {
+      req.session.user = "ann";
+      res.send("saved");
+      Object.assign(req.session, req.body);
+    });
+    const server = await start(a);
+    const res = await request(server).post("/late").type("json").send(deepBody(100_000)).timeout(DEADLINE);
+    expect([res.status, res.text]).toEqual([200, "saved"]);
+    for (let i = 0; i < 50 && lost.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(lost).toEqual([expect.stringMatching(/^session change on POST \/late was not saved: the response had already ended/)]);
+  });
+
   it("refuses nesting too deep for JSON.stringify itself (100,000 levels) with the same error, not a RangeError", async () => {
     const client = browser(await start(app(makeStore())));
     const refused = await client.write(deepBody(100_000));

@@ -91,7 +91,7 @@ export class CookieStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
-    const json = sessionJson(session, "CookieStore", 0) as string;
+    const json = sessionJson(session, 0) as string;
     const { lifetime, renewed } = Session.lifetimeOf(session);
     const created = loaded ? loaded.created : now;
     const end = cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);

@@ -156,7 +156,7 @@ export class MemoryStore implements SessionStore {
     const change = () => (copy ??= new Map(fields));
     for (const key of Object.keys(session)) {
       if (key === "id") continue;
-      const json = sessionJson(session[key], "MemoryStore", 1);
+      const json = sessionJson(session[key], 1);
       if (json === undefined) {
         if (fields.has(key)) change().delete(key);
       } else if (before?.get(key) !== json) change().set(key, json);

@@ -70,7 +70,7 @@ export function hashChanges(session: Session, stored: StoredHash | undefined, to
   const removed: string[] = [];
   for (const name of Object.keys(session)) {
     if (name === "id" || RESERVED_FIELDS.includes(name)) continue;
-    const json = sessionJson(session[name], "RedisStore", 1);
+    const json = sessionJson(session[name], 1);
     if (json === undefined) continue;
     fields.set(name, json);
     if (before.get(name) !== json) set.push(name, json);

@@ -13,17 +13,17 @@ export const MAX_NESTING = 1000;
 
 /**
  * `JSON.stringify(value)` for a value `level` levels inside the session (0: the session itself,
- * 1: one of its fields). Throws a `SessionTooLargeError` naming `owner` when it nests too deep.
+ * 1: one of its fields). Throws a `SessionTooLargeError` when it nests too deep.
  */
-export function sessionJson(value: unknown, owner: string, level: number): string | undefined {
+export function sessionJson(value: unknown, level: number): string | undefined {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
-    throw tooDeep(owner, `could not be turned into JSON (${err.message}): it is nested too deep or too large`);
+    throw tooDeep(`could not be turned into JSON (${err.message}): it is nested too deep or too large`);
   }
-  if (json !== undefined && nestsDeeperThan(json, MAX_NESTING - level)) throw tooDeep(owner, `is nested more than ${MAX_NESTING} levels deep`);
+  if (json !== undefined && nestsDeeperThan(json, MAX_NESTING - level)) throw tooDeep(`is nested more than ${MAX_NESTING} levels deep`);
   return json;
 }
 
@@ -44,9 +44,9 @@ function nestsDeeperThan(json: string, limit: number): boolean {
   return false;
 }
 
-function tooDeep(owner: string, what: string): SessionTooLargeError {
+function tooDeep(what: string): SessionTooLargeError {
   return new SessionTooLargeError(
-    `${owner} cannot save the session: it ${what}, and data nested that deep could not be saved again. ` +
+    `the session cannot be saved: it ${what}, and data nested that deep could not be saved again. ` +
       `Keep such data out of the session (store it elsewhere and keep a reference), or flatten it`,
   );
 }
