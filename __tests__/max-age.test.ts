@@ -7,8 +7,9 @@
  * when its cookie ends: at the time it was issued plus the whole seconds it carried. A cookie
  * that would carry no whole second expires the session.
  */
+import express from "express";
 import request from "supertest";
-import { CookieStore, MemoryStore, RedisStore, type SessionStore } from "../lib";
+import { CookieStore, MemoryStore, RedisStore, sessions, type SessionStore } from "../lib";
 import { describeRedis, type RedisServer, startRedis } from "./helpers/redis";
 import { type Raw, rawClient } from "./helpers/redis-app";
 import { cookiesByName, fakeClock, Jar, SECRET, sessionApp, useServers } from "./helpers/session-cookies";
@@ -48,6 +49,40 @@ describe.each<[string, (options: { maxAge: number; absoluteTimeout: number; touc
     const after = await read(server, jar);
     expect(after.body).toEqual({ id: expect.any(String) });
     expect(after.body.id).not.toBe(id);
+  });
+
+  it("req.session.cookie.maxAge counts down to the end of the cookie the browser holds", async () => {
+    const clock = fakeClock();
+    const store = makeStore({ maxAge: MINUTE, absoluteTimeout: 10_500, touchAfter: 30_000 });
+    const app = express();
+    app.use(sessions(store));
+    app.get("/left", (req, res) => {
+      res.json(req.session.cookie.maxAge);
+    });
+    app.use(sessionApp(store));
+    const server = await start(app);
+    const res = await request(server).post("/write").send({ user: "ann" }).timeout(DEADLINE);
+    clock.advance(1_000);
+    const left = await request(server).get("/left").set("Cookie", new Jar().take(res).header()).timeout(DEADLINE);
+    expect(left.body).toBe(9_000);
+  });
+
+  it("a lifetime the session chose (req.session.cookie.maxAge) that is not whole seconds ends with its whole-second cookie", async () => {
+    const clock = fakeClock();
+    const store = makeStore({ maxAge: MINUTE, absoluteTimeout: 10 * MINUTE, touchAfter: 30_000 });
+    const app = express();
+    app.use(sessions(store));
+    app.post("/remember", (req, res) => {
+      req.session.user = "ann";
+      req.session.cookie.maxAge = 90_500;
+      res.send("ok");
+    });
+    app.use(sessionApp(store));
+    const server = await start(app);
+    const res = await request(server).post("/remember").timeout(DEADLINE);
+    expect(cookiesByName(res).session.maxAge).toBe(90);
+    clock.advance(90_001); // the browser dropped the cookie a millisecond ago
+    expect((await read(server, new Jar().take(res))).body.user).toBeUndefined();
   });
 
   it("an idle timeout that is not whole seconds ends the session with its whole-second cookie", async () => {
