@@ -94,7 +94,7 @@ describe("wrong configuration fails at sessions(...), with a message that says h
     ["an empty duration", { store: "memory", absoluteTimeout: "" }, /^MemoryStore: absoluteTimeout must be a positive number of milliseconds \(or null to turn it off\), got ""$/],
     ["an infinite duration", { store: "memory", maxAge: Infinity }, /maxAge must be a positive number of milliseconds, got null/],
     ["an unknown option", { store: "cookie", secret: SECRET, secure: true }, /^CookieStore: unknown option "secure"; the options are secret, encrypt, name, cookie, maxAge, absoluteTimeout, maxSize, touchAfter$/],
-    ["an unknown memory option", { store: "memory", maxItems: 5 }, /^MemoryStore: unknown option "maxItems"; the options are secret, max, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
+    ["an unknown memory option", { store: "memory", maxItems: 5 }, /^MemoryStore: unknown option "maxItems"; the options are secret, max, maxBytes, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
     ["a memory touchAfter as long as maxAge", { store: "memory", maxAge: "60000", touchAfter: "60000" }, /^MemoryStore: touchAfter \(60000 ms\) must be shorter than maxAge \(60000 ms\), or an active but unchanged session would expire; lower touchAfter or leave it out$/],
     ["a negative memory touchAfter", { store: "memory", touchAfter: -5 }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got -5$/],
     ["a memory touchAfter that is not a number", { store: "memory", touchAfter: "1m" }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got "1m"$/],

@@ -206,6 +206,63 @@ describe("MemoryStore", () => {
     });
   });
 
+  describe("maxBytes: a bound on memory as well as on sessions", () => {
+    /** What the store counts for a session of these fields: its id, keys and JSON values, plus 200. */
+    const bytesOf = (fields: Record<string, unknown>) => 36 + 200 + Object.entries(fields).reduce((sum, [key, value]) => sum + key.length + JSON.stringify(value).length, 0);
+
+    it("a flood of new sessions, each written once, never holds more than maxBytes by the store's own count; the newest are kept", async () => {
+      const store = new MemoryStore({ maxBytes: 50_000 });
+      const server = await start(sessionApp(store));
+      const each = bytesOf({ i: 0, blob: "x".repeat(1000) });
+      let last!: request.Response;
+      for (let i = 0; i < 300; i++) {
+        last = await request(server).post("/write").send({ i: i % 10, blob: "x".repeat(1000) });
+        expect(last.status).toBe(200);
+        expect(store.bytes).toBeLessThanOrEqual(50_000);
+      }
+      expect(store.size).toBe(Math.floor(50_000 / each));
+      expect(store.bytes).toBe(store.size * each);
+      const newest = await request(server).get("/read").set("Cookie", new Jar().take(last).header());
+      expect(newest.body).toEqual({ id: last.body.id, i: 9, blob: "x".repeat(1000) });
+    });
+
+    it("counts a session again when it grows within touchAfter, evicting the least recently used to stay within maxBytes", async () => {
+      const store = new MemoryStore({ maxBytes: 10_000 });
+      const first = await login(store, { blob: "a".repeat(1000) });
+      for (let i = 0; i < 4; i++) await login(store, { blob: "b".repeat(1000) });
+      expect([store.size, store.bytes]).toEqual([5, 5 * bytesOf({ blob: "b".repeat(1000) })]);
+      const grown = await login(store, { blob: "c" });
+      const res = await request(grown.server).post("/write").set("Cookie", grown.jar.header()).send({ blob: "c".repeat(5000) });
+      expect(setCookies(res)).toEqual([]); // within touchAfter: saved without a new cookie
+      expect(store.bytes).toBeLessThanOrEqual(10_000);
+      expect(store.bytes).toBe(bytesOf({ blob: "c".repeat(5000) }) + (store.size - 1) * bytesOf({ blob: "b".repeat(1000) }));
+      expect((await request(first.server).get("/read").set("Cookie", first.jar.header())).body.blob).toBeUndefined(); // evicted
+      expect((await request(grown.server).get("/read").set("Cookie", grown.jar.header())).body.blob).toBe("c".repeat(5000));
+    });
+
+    it("refuses a session bigger than maxBytes on its own with a SessionTooLargeError, and keeps what was stored", async () => {
+      const store = new MemoryStore({ maxBytes: 5_000 });
+      const { server, id, jar } = await login(store, { user: "ann" });
+      const before = store.bytes;
+      const res = await request(server).post("/write").set("Cookie", jar.header()).send({ user: "bob", blob: "x".repeat(5_000) });
+      expect(res.status).toBe(500);
+      expect(JSON.parse(res.text)).toMatchObject({ code: "SESSION_TOO_LARGE", error: expect.stringMatching(/^MemoryStore cannot keep the session: it takes about 5\d{3} bytes, over maxBytes \(5000\)/) });
+      expect([store.size, store.bytes]).toEqual([1, before]);
+      expect((await request(server).get("/read").set("Cookie", jar.header())).body).toEqual({ id, user: "ann" });
+      const fresh = await request(server).post("/write").send({ blob: "x".repeat(5_000) });
+      expect(fresh.status).toBe(500);
+      expect(store.size).toBe(1);
+    });
+
+    it("defaults to 32 MiB, takes a numeric string from configuration, and refuses what is not a positive whole number", () => {
+      expect(new MemoryStore().maxBytes).toBe(33_554_432);
+      expect((sessions({ store: "memory", maxBytes: "1000000" }).store as MemoryStore).maxBytes).toBe(1_000_000);
+      for (const maxBytes of [0, 1.5, "lots"]) {
+        expect(() => new MemoryStore({ maxBytes } as MemoryStoreOptions)).toThrow(/^MemoryStore: maxBytes must be a positive whole number of bytes, got /);
+      }
+    });
+  });
+
   describe("only changed fields are written", () => {
     it("two overlapping requests on one session that change different keys both persist", async () => {
       const store = new MemoryStore();
@@ -396,7 +453,7 @@ describe("MemoryStore", () => {
       ["max 1.5", { max: 1.5 }, /max must be a positive whole number of sessions, got 1\.5/],
       ["max 'lots'", { max: "lots" }, /max must be a positive whole number of sessions, got "lots"/],
       ["a short secret", { secret: "short" }, /MemoryStore: secret must be a string of at least 32 characters/],
-      ["an unknown option", { ttl: 5 }, /MemoryStore: unknown option "ttl"; the options are secret, max, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
+      ["an unknown option", { ttl: 5 }, /MemoryStore: unknown option "ttl"; the options are secret, max, maxBytes, name, cookie, maxAge, absoluteTimeout, touchAfter$/],
       ["touchAfter as long as maxAge", { maxAge: 1000, touchAfter: 1000 }, /^MemoryStore: touchAfter \(1000 ms\) must be shorter than maxAge \(1000 ms\), or an active but unchanged session would expire; lower touchAfter or leave it out$/],
       ["touchAfter longer than the default maxAge", { touchAfter: 2 * 86_400_000 }, /^MemoryStore: touchAfter \(172800000 ms\) must be shorter than maxAge \(86400000 ms\)/],
       ["a negative touchAfter", { touchAfter: -1 }, /^MemoryStore: touchAfter must be a positive number of milliseconds, got -1$/],

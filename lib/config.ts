@@ -23,7 +23,7 @@ export type SessionsConfig =
   | ({ store: "memory" } & Configured<MemoryStoreOptions>)
   | ({ store: "redis" } & Configured<RedisStoreOptions>);
 
-const NUMBERS = ["maxAge", "absoluteTimeout", "touchAfter", "maxSize", "max", "timeout"];
+const NUMBERS = ["maxAge", "absoluteTimeout", "touchAfter", "maxSize", "max", "maxBytes", "timeout"];
 const BOOLEANS = ["encrypt", "secure", "httpOnly", "partitioned"];
 
 /** The store instance for a store or a plain configuration object; wrong configuration throws here, at start-up. */

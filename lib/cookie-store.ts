@@ -1,9 +1,11 @@
 import type { IncomingMessage } from "node:http";
+import { parse } from "cookie";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
-import { idleTimeout, pastAbsoluteTimeout, remainingLife } from "./expiry";
+import { cookieEnd, idleTimeout } from "./expiry";
 import { Seal } from "./seal";
 import { Session } from "./session";
+import { sessionJson } from "./session-json";
 import type { SessionContext, SessionStore } from "./store";
 import { type CommonStoreOptions, cookieInit, resolveBoolean, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
 
@@ -69,13 +71,13 @@ export class CookieStore implements SessionStore {
   }
 
   load(ctx: SessionContext): Session {
-    const sealed = this.join(ctx.cookies);
+    const sealed = this.join(asSent(ctx));
     const opened = sealed === undefined ? undefined : this.seal.open(sealed);
     const payload = opened && parsePayload(opened.plaintext);
     if (!payload) return Session.empty(cookieInit(this.settings, ctx.req));
     const { created, touched, lifetime, data, json } = payload;
-    const now = Date.now();
-    if (now - touched > idleTimeout(lifetime, this.maxAge) || pastAbsoluteTimeout(created, this.absoluteTimeout, now)) {
+    // Ended with the cookie that carried it (idle and absolute timeouts both, in whole seconds).
+    if (Date.now() > cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, touched)) {
       return Session.empty(cookieInit(this.settings, ctx.req));
     }
     const session = new Session(data, cookieInit(this.settings, ctx.req, { lifetime, created, touched }));
@@ -89,46 +91,59 @@ export class CookieStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
-    const json = JSON.stringify(session);
+    const json = sessionJson(session, 0) as string;
     const { lifetime, renewed } = Session.lifetimeOf(session);
-    const fresh = loaded !== undefined && !loaded.rotated && !renewed && loaded.lifetime === lifetime && now - loaded.touched < this.touchAfter;
-    if (fresh && loaded.json === json) return [];
     const created = loaded ? loaded.created : now;
-    const remaining = remainingLife(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    const end = cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);
+    // Unchanged: re-issued after touchAfter (or under the first secret), if a whole second is left.
+    const unchanged = loaded !== undefined && !renewed && loaded.lifetime === lifetime && loaded.json === json;
+    const fresh = loaded !== undefined && !loaded.rotated && now - loaded.touched < this.touchAfter;
+    if (unchanged && (fresh || end === now)) return [];
+    // A change with no whole second left for its cookie: the session ends now.
+    if (end === now) return this.expireAll(req, cookies);
     const payload = lifetime === undefined ? `[${created},${now},${json}]` : `[${created},${now},${lifetime},${json}]`;
-    const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : remaining, cookies);
+    const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : end - now, cookies);
     Session.setStoreState(session, this, { created, touched: now, lifetime, json, rotated: false } satisfies Loaded);
     return out;
   }
 
-  /** The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`. */
-  private join(cookies: Record<string, string>): string | undefined {
+  /**
+   * The sealed value from the request: one cookie, or `~N~part0` plus `<name>.1` ... `<name>.N-1`,
+   * cut exactly as `chunks` cuts it. Any other envelope around the same seal is an altered cookie.
+   */
+  private join(cookies: Record<string, string | undefined>): string | undefined {
     const name = this.settings.cookie.name;
     const first = cookies[name];
-    if (!first || first[0] !== "~") return first || undefined;
-    const head = CHUNK_HEAD.exec(first);
-    if (head === null || head[1] === "1") return undefined; // "~1~" is never written
-    const count = Number(head[1]);
-    let value = first.slice(head[0].length);
-    for (let i = 1; i < count; i++) {
+    if (!first) return undefined;
+    const head = first[0] === "~" ? CHUNK_HEAD.exec(first) : undefined;
+    if (head === null) return undefined;
+    const sent = [first];
+    for (let i = 1; i < (head === undefined ? 1 : Number(head[1])); i++) {
       const part = cookies[`${name}.${i}`];
       if (part === undefined) return undefined;
-      value += part;
+      sent.push(part);
     }
-    return value;
+    const value = sent.join("").slice(head === undefined ? 0 : head[0].length);
+    const written = this.chunks(value);
+    return written.length === sent.length && written.every((part, i) => part === sent[i]) ? value : undefined;
   }
 
-  /** Splits a sealed value over cookies of at most CHUNK_LIMIT bytes; expires chunks left from a larger session. */
+  /** How a sealed value is cut over cookies of at most CHUNK_LIMIT bytes: one, or `~N~part0` and the rest. */
+  private chunks(value: string): string[] {
+    const name = this.settings.cookie.name;
+    if (name.length + 1 + value.length <= CHUNK_LIMIT) return [value];
+    const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
+    const parts: string[] = [];
+    for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
+    parts[0] = `~${parts.length}~${parts[0]}`;
+    return parts;
+  }
+
+  /** Splits a sealed value over cookies (see `chunks`); expires chunks left from a larger session. */
   private split(value: string, req: IncomingMessage, lifetime: number | undefined, cookies: Record<string, string>): Cookie[] {
     const settings = this.settings.cookie;
     const name = settings.name;
-    let parts = [value];
-    if (name.length + 1 + value.length > CHUNK_LIMIT) {
-      const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
-      parts = [];
-      for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
-      parts[0] = `~${parts.length}~${parts[0]}`;
-    }
+    const parts = this.chunks(value);
     const names = parts.map((_, i) => (i === 0 ? name : `${name}.${i}`));
     const size = parts.reduce((sum, part, i) => sum + names[i].length + 1 + part.length, 2 * (parts.length - 1));
     if (size > this.maxSize) {
@@ -149,6 +164,15 @@ export class CookieStore implements SessionStore {
     for (let i = 1; cookies[`${settings.name}.${i}`] !== undefined; i++) out.push(settings.expire(req, `${settings.name}.${i}`));
     return out;
   }
+}
+
+/**
+ * The request's cookies as the browser sent them. The parsed ones have %XX escapes decoded, which
+ * would give a seal (written without escapes) a second spelling; parse again only when there are some.
+ */
+function asSent(ctx: SessionContext): Record<string, string | undefined> {
+  const header = ctx.req.headers.cookie;
+  return header !== undefined && header.includes("%") ? parse(header, { decode: (value) => value }) : ctx.cookies;
 }
 
 /** A sealed payload: `[created, touched, data]`, or `[created, touched, lifetime, data]` for a session that chose its cookie's lifetime. */

@@ -50,7 +50,7 @@ export class SessionEndedError extends SessionError {
   }
 }
 
-/** The sealed session would not fit in the cookies a browser keeps (CookieStore `maxSize`). */
+/** The session would not fit in the cookies a browser keeps (CookieStore `maxSize`), or nests too deep to be saved again (any store). */
 export class SessionTooLargeError extends SessionError {
   constructor(message: string) {
     super(message, 500, "SESSION_TOO_LARGE");

@@ -9,6 +9,7 @@
 import { pastAbsoluteTimeout } from "./expiry";
 import { Session } from "./session";
 import type { SessionCookieInit } from "./session-cookie";
+import { sessionJson } from "./session-json";
 
 /**
  * The field holding the session's creation time (ms since the epoch). It starts with a NUL
@@ -71,7 +72,7 @@ export function hashChanges(session: Session, stored: StoredHash | undefined, to
   const removed: string[] = [];
   for (const name of Object.keys(session)) {
     if (name === "id" || RESERVED_FIELDS.includes(name)) continue;
-    const json = JSON.stringify(session[name]);
+    const json = sessionJson(session[name], 1);
     if (json === undefined) continue;
     fields.set(name, json);
     if (before.get(name) !== json) set.push(name, json);

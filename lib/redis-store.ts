@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionEndedError, SessionStoreUnavailableError } from "./errors";
-import { idleTimeout, remainingLife } from "./expiry";
+import { cookieEnd, idleTimeout } from "./expiry";
 import { type CommandSender, createOwnedClient, type OwnedClient, parseRedisUrl, type RedisClient, senderFor } from "./redis-client";
 import { hashChanges, sessionFromHash, type StoredHash } from "./redis-hash";
 import { Session } from "./session";
@@ -168,11 +168,17 @@ export class RedisStore implements SessionStore {
     const now = Date.now();
     const same = stored?.id === id ? stored : undefined;
     const { lifetime, renewed } = Session.lifetimeOf(session);
-    const touch = same === undefined || !loaded!.current || renewed || lifetime !== same.lifetime || this.touchDue(same, now);
+    const idle = idleTimeout(lifetime, this.maxAge);
+    // Re-issued after touchAfter (or under the first secret, or with a new lifetime), if a whole second is left for it.
+    const due = same === undefined || !loaded!.current || renewed || lifetime !== same.lifetime || this.touchDue(same, now);
+    const touch = due && (same === undefined || cookieEnd(same.created, idle, this.absoluteTimeout, now) > now);
     const changes = hashChanges(session, stored, touch, now);
     // Nothing to send: answer synchronously, so the response is not held for a tick.
     if (!touch && changes.set.length === 0 && changes.removed.length === 0) return [];
-    const ttl = Math.ceil(Math.max(0, remainingLife(changes.next.created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now)));
+    // The key lives as long as the cookie the browser holds (a new one, or the last one issued);
+    // with no whole second left (a maxAge under a second), the script's PEXPIRE 0 deletes it.
+    const { created, touched } = changes.next;
+    const ttl = Math.max(0, cookieEnd(created, idle, this.absoluteTimeout, touched) - now);
     const key = this.prefix + id;
     const { removed, set } = changes;
     const args = ["EVALSHA", SAVE_SHA, "1", key, String(ttl), changes.whole ? "1" : "0", String(removed.length), ...removed, ...set];
@@ -191,6 +197,7 @@ export class RedisStore implements SessionStore {
         return this.cookie.expire(ctx.req);
       }
       Session.setStoreState(session, this, { stored: changes.next, current: true } satisfies Loaded);
+      if (ttl === 0) return this.cookie.expire(ctx.req);
       return touch ? this.cookie.issue(ctx.req, id, lifetime === null ? undefined : ttl) : [];
     });
   }

@@ -11,6 +11,7 @@ import { type Cookie, parseCookies } from "./cookie";
 import { SessionError, SessionUsageError } from "./errors";
 import { type HeaderListener, hookResponse } from "./response-hook";
 import { Session, type SessionOwner } from "./session";
+import { sessionJson } from "./session-json";
 import { isPromiseLike, type SessionContext, type SessionStore } from "./store";
 
 /** What a request's session needs from the middleware that made it. */
@@ -161,7 +162,7 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private dumpNow(): Promise<void> {
     const session = this.session as Session;
     if (isNewAndEmpty(session)) return Promise.resolve();
-    const json = JSON.stringify(session);
+    const json = sessionJson(session, 0);
     return Promise.resolve(this.settings.store.dump(session, this.context())).then((dumped) => {
       Session.saved(session);
       if (this.session === session) this.savedJson = json;
@@ -188,7 +189,7 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private headerCookies(): string[] | Promise<string[]> {
     const session = this.session as Session;
     if (isNewAndEmpty(session)) return this.sendCookies([]);
-    this.savedJson = JSON.stringify(session);
+    this.savedJson = sessionJson(session, 0);
     const dumped = this.settings.store.dump(session, this.context());
     const done = (cookies: Cookie | Cookie[]) => {
       Session.saved(session);
@@ -221,11 +222,11 @@ export class RequestSession implements HeaderListener, SessionOwner {
    */
   beforeEnd(): void | Promise<void> {
     const session = this.session as Session;
-    const json = JSON.stringify(session);
-    // Nothing saved before the headers (new and empty then): nothing to do if it still is.
-    if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
     let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
     try {
+      const json = sessionJson(session, 0);
+      // Nothing saved before the headers (new and empty then): nothing to do if it still is.
+      if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
       this.savedJson = json;
       dumped = this.settings.store.dump(session, this.context());
     } catch (err) {
@@ -252,9 +253,13 @@ export class RequestSession implements HeaderListener, SessionOwner {
   /** When the response has finished: a change since the last save reached neither the store nor the browser. */
   private checkAfterEnd(): void {
     const session = this.session as Session;
-    if (this.savedJson === undefined ? !isNewAndEmpty(session) : JSON.stringify(session) !== this.savedJson) {
-      this.reportLost(undefined, "the response had already ended");
+    let changed: boolean;
+    try {
+      changed = this.savedJson === undefined ? !isNewAndEmpty(session) : sessionJson(session, 0) !== this.savedJson;
+    } catch {
+      changed = true; // data JSON cannot hold (too deep, a BigInt, a cycle): in a 'finish' listener, a throw would end the process
     }
+    if (changed) this.reportLost(undefined, "the response had already ended");
   }
 
   private reportLost(cause: unknown, why = "the store needs a new cookie, and the headers had already been sent"): void {

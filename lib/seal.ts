@@ -3,6 +3,8 @@
  * client can neither read nor change it) or, with `encrypt: false`, signed with an HMAC by
  * cookie-signature (readable base64url JSON, not changeable). Both are bound to the cookie name.
  * The result uses only characters a cookie value may hold unescaped: base64url, "." and base64.
+ * A seal opens only as it was written: the HMAC covers the exact text, and `decrypt` refuses
+ * other spellings of the same bytes.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { sign, unsign } from "cookie-signature";
@@ -54,6 +56,9 @@ export class Seal {
     if (!BASE64URL.test(value)) return undefined;
     const sealed = Buffer.from(value, "base64url");
     if (sealed.length <= 1 + IV_BYTES + TAG_BYTES || sealed[0] !== VERSION) return undefined;
+    // The decoder ignores a dangling character and the unused bits of the last one: other
+    // spellings of these bytes, which were never written, are altered cookies.
+    if (sealed.toString("base64url") !== value) return undefined;
     const iv = sealed.subarray(1, 1 + IV_BYTES);
     const body = sealed.subarray(1 + IV_BYTES, sealed.length - TAG_BYTES);
     const tag = sealed.subarray(sealed.length - TAG_BYTES);

@@ -7,7 +7,7 @@
 import type { IncomingMessage } from "node:http";
 import { type CookieOptions, CookieSettings } from "./cookie-settings";
 import { SessionConfigError } from "./errors";
-import { remainingLife } from "./expiry";
+import { cookieEnd, idleTimeout } from "./expiry";
 import type { SessionCookieInit } from "./session-cookie";
 
 /** The options shared by CookieStore, MemoryStore and RedisStore. */
@@ -42,13 +42,13 @@ export interface StoreSettings {
 /**
  * What a store tells a session it builds about its cookie (`req.session.cookie`): the store's
  * maxAge, the attributes for this request, the lifetime the session chose, and when it ends
- * unless used again (`touched` plus its idle timeout, never past absoluteTimeout).
+ * unless used again (when its cookie does: see `cookieEnd`).
  */
 export function cookieInit(settings: StoreSettings, req: IncomingMessage, saved?: { lifetime: number | null | undefined; created: number; touched: number }): SessionCookieInit {
   const init: SessionCookieInit = { maxAge: settings.maxAge, attributes: settings.cookie.attributes(req) };
   if (saved === undefined) return init;
   const { lifetime, created, touched } = saved;
-  return { ...init, lifetime, expires: touched + remainingLife(created, lifetime ?? settings.maxAge, settings.absoluteTimeout, touched) };
+  return { ...init, lifetime, expires: cookieEnd(created, idleTimeout(lifetime, settings.maxAge), settings.absoluteTimeout, touched) };
 }
 
 /** Shortest secret accepted: 32 characters, enough entropy for HMAC-SHA256 and key derivation. */
