@@ -11,7 +11,7 @@ import express from "express";
 import passport from "passport";
 import { Strategy as LocalStrategy } from "passport-local";
 // The package imports itself by name (Node resolves it through package.json "exports").
-import { sessions, SessionConfigError } from "sessionbox";
+import { sessions, SessionConfigError, SessionTooLargeError } from "sessionbox";
 
 const DAY = 86_400_000;
 const port = Number(process.env.PORT ?? 3000);
@@ -117,6 +117,12 @@ app.post("/notes/clear", (req, res) => {
 
 app.post("/logout", (req, res, next) => {
   req.logout((err) => (err ? next(err) : res.redirect(303, "/")));
+});
+
+// A session past CookieStore's maxSize is refused, never cut short: the last note was not kept.
+app.use((err, req, res, next) => {
+  if (!(err instanceof SessionTooLargeError)) return next(err);
+  res.status(413).send(page("Too many notes", `<p>That note does not fit in your session: it was not kept. <a href="/private">Back</a></p>`));
 });
 
 const server = app.listen(port, host, () => {
