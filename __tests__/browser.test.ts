@@ -4,7 +4,7 @@
  * believes whatever the server says; here the browser's own jar decides what HttpOnly,
  * SameSite=Lax, Max-Age across a restart, 4 KB chunks and the `__Host-` prefix really do.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import type { BrowserContext, Cookie, Page } from "playwright-core";
@@ -54,6 +54,9 @@ async function sessionCookies(context: BrowserContext, name = "session"): Promis
   const ours = (await context.cookies()).filter((c) => c.name === name || c.name.startsWith(`${name}.`));
   return ours.sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/** The cookies as `name=<hash of the value> (<length>)`, so a failed comparison prints short lines. */
+const fingerprint = (cookies: Cookie[]) => cookies.map((c) => `${c.name}=${createHash("sha256").update(c.value).digest("hex").slice(0, 12)} (${c.value.length})`);
 
 /** Another site: a page on 127.0.0.2 that posts an empty form to `action` as soon as it loads. */
 async function crossSitePoster(action: string): Promise<{ url: string; close: () => Promise<void> }> {
@@ -153,7 +156,7 @@ describeBrowser("the example app in Chromium", () => {
         }
       });
 
-      it("a session grown to 10 KB survives a reload; shrunk again, the jar keeps one small cookie and no stale chunk", () =>
+      it("a session grown to 10 KB survives a reload, 20 KB is kept (Redis) or refused whole (cookie); shrunk again, the jar holds one small cookie and no stale chunk", () =>
         inBrowser(async ({ page, context }) => {
           await signIn(page, base);
           const note = randomBytes(7_500).toString("base64"); // 10,000 characters, as large sealed as plain
@@ -171,13 +174,29 @@ describeBrowser("the example app in Chromium", () => {
           expect(await page.locator("#notes li").allInnerTexts()).toEqual([note]);
           expect(await text(page, "#visits")).toBe("3");
 
+          // A second one: RedisStore keeps both; past CookieStore's maxSize the app says the note was
+          // not kept, and the browser's cookies are as they were (nothing cut short).
+          const second = randomBytes(7_500).toString("base64");
+          await page.getByLabel("Note").fill(second);
+          const before = fingerprint(await sessionCookies(context));
+          if (onRedis) {
+            await press(page, "Add note", `${base}/private`);
+            expect(await page.locator("#notes li").allInnerTexts()).toEqual([note, second]);
+          } else {
+            await press(page, "Add note", `${base}/notes`);
+            expect(await text(page, "h1")).toBe("Too many notes");
+            expect(fingerprint(await sessionCookies(context))).toEqual(before);
+            await page.goto(`${base}/private`);
+            expect(await page.locator("#notes li").allInnerTexts()).toEqual([note]);
+          }
+
           await press(page, "Clear notes", `${base}/private`);
           expect(await page.locator("#notes li").count()).toBe(0);
           const shrunk = await sessionCookies(context);
           expect(shrunk.map((c) => c.name)).toEqual(["session"]);
           expect(shrunk[0].value.length).toBeLessThan(400);
           await page.reload();
-          expect([await text(page, "#user"), await text(page, "#visits")]).toEqual(["ann", "5"]);
+          expect([await text(page, "#user"), await text(page, "#visits")]).toEqual(["ann", "6"]);
         }));
 
       it("a session cookie edited in the jar (one character changed) gives the signed-out pages, not an error", () =>
