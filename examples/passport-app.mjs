@@ -1,8 +1,9 @@
-// The example app: sign in with passport-local, "remember me", a private page, sign out.
+// The example app: sign in with passport-local, "remember me", a private page with notes, sign out.
 //
 //   npm run example                                  CookieStore: no server needed (PORT, default 3000)
 //   REDIS_URL=redis://127.0.0.1:6379 npm run example   the same app on RedisStore
 //   SESSION_SECRET=... sets the secret (a random one is used while developing)
+//   SESSION_COOKIE=__Host-session names the cookie (default "session")
 //
 // Demo user: ann / correct horse (passwords are kept as scrypt hashes).
 import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
@@ -10,7 +11,7 @@ import express from "express";
 import passport from "passport";
 import { Strategy as LocalStrategy } from "passport-local";
 // The package imports itself by name (Node resolves it through package.json "exports").
-import { sessions, SessionConfigError } from "sessionbox";
+import { sessions, SessionConfigError, SessionTooLargeError } from "sessionbox";
 
 const DAY = 86_400_000;
 const port = Number(process.env.PORT ?? 3000);
@@ -28,7 +29,8 @@ if (!secret) {
 
 // Swapped by configuration: the routes below do not change. A remembered session lives 30 days
 // from its last use, so the absolute limit must be longer than that.
-const config = { secret, maxAge: DAY, absoluteTimeout: 90 * DAY };
+// A `__Host-` name makes the cookie Secure: browsers keep it over HTTPS and on http://localhost only.
+const config = { secret, maxAge: DAY, absoluteTimeout: 90 * DAY, ...(process.env.SESSION_COOKIE && { name: process.env.SESSION_COOKIE }) };
 let middleware;
 try {
   middleware = sessions(process.env.REDIS_URL ? { store: "redis", url: process.env.REDIS_URL, ...config } : { store: "cookie", ...config });
@@ -93,13 +95,34 @@ app.get("/private", (req, res) => {
       "Your page",
       `<p>Hello <b id="user">${escape(req.user.name)}</b>. Visits: <b id="visits">${req.session.visits}</b>.</p>
       <p>Your session lasts <span id="lasts">${lasts}</span>.</p>
+      <ul id="notes" style="overflow-wrap: anywhere">${(req.session.notes ?? []).map((note) => `<li>${escape(note)}</li>`).join("")}</ul>
+      <form method="post" action="/notes"><p><label>Note <textarea name="note" required></textarea></label> <button>Add note</button></p></form>
+      <form method="post" action="/notes/clear"><button>Clear notes</button></form>
       <form method="post" action="/logout"><button>Sign out</button></form>`,
     ),
   );
 });
 
+// Notes live in the session, so they make it grow: on CookieStore a session over 4 KB is split over
+// several cookies (session, session.1, ...), up to maxSize; clearing the notes leaves one again.
+app.post("/notes", (req, res) => {
+  if (req.user) req.session.notes = [...(req.session.notes ?? []), String(req.body.note ?? "")];
+  res.redirect(303, "/private");
+});
+
+app.post("/notes/clear", (req, res) => {
+  if (req.user) delete req.session.notes;
+  res.redirect(303, "/private");
+});
+
 app.post("/logout", (req, res, next) => {
   req.logout((err) => (err ? next(err) : res.redirect(303, "/")));
+});
+
+// A session past CookieStore's maxSize is refused, never cut short: the last note was not kept.
+app.use((err, req, res, next) => {
+  if (!(err instanceof SessionTooLargeError)) return next(err);
+  res.status(413).send(page("Too many notes", `<p>That note does not fit in your session: it was not kept. <a href="/private">Back</a></p>`));
 });
 
 const server = app.listen(port, host, () => {
