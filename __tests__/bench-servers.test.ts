@@ -58,7 +58,7 @@ async function checkRow(impl: string, env: Record<string, string> = {}, more?: (
 beforeAll(() => ensureBuilt(), 60_000);
 
 describe("npm run bench's servers (bench/server.mjs)", () => {
-  it.each(["express", "floor", "floor-twin", "sessionbox-cookie", "sessionbox-cookie-signed", "sessionbox-memory", "cookie-session", "express-session"])(
+  it.each(["express", "floor", "floor-twin", "floor-props", "floor-hook", "sessionbox-cookie", "sessionbox-cookie-signed", "sessionbox-memory", "cookie-session", "express-session"])(
     "%s serves setup, read, untouched and a saved write",
     (impl) => checkRow(impl),
   );

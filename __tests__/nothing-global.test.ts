@@ -99,7 +99,7 @@ describe("loading the package and serving sessions changes nothing outside it (S
     expect((await rawAnswer(plainServer())).toString("latin1")).toBe(answerBefore.toString("latin1"));
   });
 
-  it("a response whose session was never read keeps Node's own methods; one whose session was read gets its own wrappers", async () => {
+  it("a response whose session was never read keeps Node's own methods; one whose session was read gets its own wrappers (writeHead and end; write and flushHeaders too where the store saves with I/O)", async () => {
     const { sessions, MemoryStore } = jest.requireActual<typeof Package>("../lib");
     const app = express();
     app.use(sessions(new MemoryStore()));
@@ -109,7 +109,7 @@ describe("loading the package and serving sessions changes nothing outside it (S
       res.json({ own: ["writeHead", "write", "end", "flushHeaders"].filter((m) => Object.hasOwn(res, m)) });
     });
     expect((await request(app).get("/untouched").timeout(5000)).body).toEqual({ own: [] });
-    expect((await request(app).get("/read").timeout(5000)).body).toEqual({ own: ["writeHead", "write", "end", "flushHeaders"] });
+    expect((await request(app).get("/read").timeout(5000)).body).toEqual({ own: ["writeHead", "end"] });
   });
 
   it("res.headersSent answers as Node does while an asynchronous save holds the response", async () => {

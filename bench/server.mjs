@@ -49,6 +49,26 @@ async function makeImpl(name) {
       };
       return { mount: [busy], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     }
+    case "floor-props":
+    case "floor-hook": {
+      // Bounds from below (bench/FINDINGS.md): the floor plus what any middleware with
+      // express-session's API pays per request once nothing may go on Node's prototypes: four
+      // accessors on each request (session, loadSession, sessionID, sessionStore), and for
+      // floor-hook writeHead and end wrapped on each response too, as sessions() does on a read.
+      // Nothing is loaded, saved or parsed.
+      const props = (req, res, next) => {
+        const state = {};
+        for (const key of ["session", "loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        if (name === "floor-hook") {
+          for (const method of ["writeHead", "end"]) {
+            const original = res[method];
+            res[method] = (...args) => original.apply(res, args);
+          }
+        }
+        next();
+      };
+      return { mount: [props], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
+    }
     case "floor":
     case "floor-twin": // the floor again, in a second process: run.mjs's control (A/A)
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };

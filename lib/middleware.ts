@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SessionConfigError, type SessionError } from "./errors";
 import { FallbackStore } from "./fallback";
-import { RequestSession } from "./request-session";
+import { RequestSession, type RequestSessionSettings } from "./request-session";
 import type { Session } from "./session";
 import { loadsAsynchronously, type SessionStore } from "./store";
 
@@ -64,14 +64,14 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
   }
   const used = options.fallback === undefined ? store : new FallbackStore(store, options.fallback);
   const loadsAsync = loadsAsynchronously(used);
+  const settings: RequestSessionSettings = { store: used, loadsAsync, onLostChange, onSaveError: options.onSaveError };
 
   const middleware = function session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     // Mounted twice (on the app and on a router): the first mount's session stays.
     if (Object.hasOwn(req, "session")) return next();
-    const onSaveError = options.onSaveError ?? ((err: unknown) => next(err));
-    const request = new RequestSession({ store: used, loadsAsync, onLostChange, onSaveError }, req, res);
+    const request = new RequestSession(settings, req, res, next);
     defineRequestProperties(req, request, store);
-    if (loadsAsync && preload) request.preload(next);
+    if (loadsAsync && preload) request.preload();
     else next();
   } as SessionMiddleware<S>;
   Object.defineProperty(middleware, "store", { value: store, enumerable: true });
@@ -80,19 +80,16 @@ export function createMiddleware<S extends SessionStore>(store: S, options: Sess
 
 /**
  * `req.session`, `req.loadSession()`, `req.sessionID` and `req.sessionStore`, on this request
- * only. Not enumerable: a logger that walks the request does not load its session.
+ * only. Not enumerable: a logger that walks the request does not load its session. Accessors,
+ * each defined on its own: measured over HTTP, the cheapest way to add four properties to a
+ * request, each of which costs V8 a new hidden class for it (bench/FINDINGS.md).
  */
 function defineRequestProperties(req: IncomingMessage, request: RequestSession, store: SessionStore): void {
-  Object.defineProperties(req, {
-    session: {
-      configurable: true,
-      get: (): Session => request.read(),
-      set: (value: unknown) => request.assign(value),
-    },
-    loadSession: { configurable: true, writable: true, value: (): Promise<Session> => request.loadSession() },
-    sessionID: { configurable: true, get: (): string => request.read().id },
-    sessionStore: { configurable: true, value: store },
-  });
+  const loadSession = (): Promise<Session> => request.loadSession();
+  Object.defineProperty(req, "session", { configurable: true, get: (): Session => request.read(), set: (value: unknown) => request.assign(value) });
+  Object.defineProperty(req, "loadSession", { configurable: true, get: () => loadSession });
+  Object.defineProperty(req, "sessionID", { configurable: true, get: (): string => request.read().id });
+  Object.defineProperty(req, "sessionStore", { configurable: true, get: () => store });
 }
 
 /** The default `onLostChange`. Passes the message, not the error: Node refuses Error objects from another realm (vm, jest). */

@@ -14,13 +14,14 @@ import { Session, type SessionOwner } from "./session";
 import { sessionJson } from "./session-json";
 import { isPromiseLike, type SessionContext, type SessionStore } from "./store";
 
-/** What a request's session needs from the middleware that made it. */
+/** What a request's session needs from the middleware that made it (one object per middleware). */
 export interface RequestSessionSettings {
   readonly store: SessionStore;
   /** The store loads with I/O: `load` runs before the handlers, or on `loadSession()`. */
   readonly loadsAsync: boolean;
   readonly onLostChange: (err: SessionError, req: IncomingMessage) => void;
-  readonly onSaveError: (err: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /** `undefined`: `next(err)`. */
+  readonly onSaveError: ((err: unknown, req: IncomingMessage, res: ServerResponse) => void) | undefined;
 }
 
 export class RequestSession implements HeaderListener, SessionOwner {
@@ -28,19 +29,24 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private loading: Promise<Session> | undefined;
   private ctx: SessionContext | undefined;
   private hooked = false;
+  /** The check for changes after the end is scheduled. */
+  private endChecked = false;
+  /** Saving before the headers failed: the error went to the application, not to onLostChange. */
+  private saveFailed = false;
   /** The dump in progress (save(), or before the headers): the next one waits for it. */
   private saving: Promise<void> | undefined;
   /** JSON of the session when it was last saved; `undefined` until then. */
   private savedJson: string | undefined;
   /** Cookies dumped before the headers (by save()), by name: they go out with the headers. */
-  private pending = new Map<string, Cookie>();
+  private pending: Cookie[] | undefined;
   /** Cookie values the browser holds after the headers, by name (`undefined`: expired). */
-  private sent = new Map<string, string | undefined>();
+  private sent: Cookie[] | undefined;
 
   constructor(
     private readonly settings: RequestSessionSettings,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly next: (err?: unknown) => void,
   ) {}
 
   /** `req.session`: loads the session (synchronous stores) and hooks the response, on first read. */
@@ -74,8 +80,8 @@ export class RequestSession implements HeaderListener, SessionOwner {
   }
 
   /** Loads the session before the handlers (stores that load with I/O); `next(err)` when that fails. */
-  preload(next: (err?: unknown) => void): void {
-    this.load().then(() => next(), next);
+  preload(): void {
+    this.load().then(() => this.next(), this.next);
   }
 
   /** `await req.loadSession()`: loads once, then behaves as a read of `req.session`. */
@@ -108,10 +114,20 @@ export class RequestSession implements HeaderListener, SessionOwner {
 
   private hook(): void {
     this.hooked = true;
-    if (this.res.headersSent) this.savedJson = JSON.stringify(this.session);
-    if (!this.res.writableEnded) hookResponse(this.res, this);
-    // A change after the response ended can reach no store and no browser: report it.
-    this.res.once("finish", () => this.checkAfterEnd());
+    if (this.res.headersSent) this.savedJson = sessionJson(this.session, 0);
+    // A store that loads with I/O saves with I/O: its response is held while it does.
+    if (!this.res.writableEnded) hookResponse(this.res, this, this.settings.loadsAsync);
+    else this.ended();
+  }
+
+  /**
+   * HeaderListener: the handler ended the response. A change made from now on reaches no store
+   * and no browser: checked once the handler's code that follows `end` has run, and reported.
+   */
+  ended(): void {
+    if (this.endChecked) return;
+    this.endChecked = true;
+    setImmediate(() => this.checkAfterEnd());
   }
 
   /** SessionOwner: `regenerate()` makes `replacement` the request's session. */
@@ -120,9 +136,16 @@ export class RequestSession implements HeaderListener, SessionOwner {
     this.serve(replacement);
   }
 
-  /** SessionOwner: `save()` dumps now, after any dump in progress. */
+  /** SessionOwner: `save()` dumps now, after any dump in progress (a synchronous store's at once). */
   save(session: Session): Promise<void> {
     this.current(session, "save");
+    if (this.saving === undefined && !this.settings.loadsAsync) {
+      try {
+        return Promise.resolve(this.dumpNow());
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const saving = (this.saving ?? Promise.resolve()).then(() => this.dumpNow());
     this.track(saving);
     return saving;
@@ -140,9 +163,9 @@ export class RequestSession implements HeaderListener, SessionOwner {
   async reload(session: Session): Promise<void> {
     this.current(session, "reload");
     const cookies = { ...this.context().cookies };
-    for (const [name, value] of [...this.pending].map(([n, c]) => [n, c.isExpired ? undefined : c.value] as const).concat([...this.sent])) {
-      if (value === undefined) delete cookies[name];
-      else cookies[name] = value;
+    for (const cookie of [...(this.pending ?? []), ...(this.sent ?? [])]) {
+      if (cookie.isExpired) delete cookies[cookie.name];
+      else cookies[cookie.name] = cookie.value;
     }
     const reloaded = await this.settings.store.load({ ...this.context(), cookies });
     if (Session.stateOf(reloaded).loadedId === null && !isNewAndEmpty(session)) {
@@ -158,21 +181,27 @@ export class RequestSession implements HeaderListener, SessionOwner {
     }
   }
 
-  /** A dump outside the headers: its cookies go out with the headers if they have not left, else must already be in the browser. */
-  private dumpNow(): Promise<void> {
+  /**
+   * A dump outside the headers: its cookies go out with the headers if they have not left, else
+   * must already be in the browser. Synchronous for a synchronous store.
+   */
+  private dumpNow(): void | Promise<void> {
     const session = this.session as Session;
-    if (isNewAndEmpty(session)) return Promise.resolve();
+    if (isNewAndEmpty(session)) return;
     const json = sessionJson(session, 0);
-    return Promise.resolve(this.settings.store.dump(session, this.context())).then((dumped) => {
+    const done = (dumped: Cookie | Cookie[]) => {
       Session.saved(session);
-      if (this.session === session) this.savedJson = json;
       const cookies = Array.isArray(dumped) ? dumped : [dumped];
       if (!this.res.headersSent) {
-        for (const cookie of cookies) this.pending.set(cookie.name, cookie);
+        this.pending = merge(this.pending, cookies);
       } else if (this.lostCookie(cookies)) {
+        // Not marked as saved: the end of the response reports it too, for callers that did not look.
         throw this.lostError("the store needs a new cookie, and the headers had already been sent");
       }
-    });
+      if (this.session === session) this.savedJson = json;
+    };
+    const dumped = this.settings.store.dump(session, this.context());
+    return isPromiseLike(dumped) ? Promise.resolve(dumped).then(done) : done(dumped);
   }
 
   /**
@@ -189,30 +218,40 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private headerCookies(): string[] | Promise<string[]> {
     const session = this.session as Session;
     if (isNewAndEmpty(session)) return this.sendCookies([]);
-    this.savedJson = sessionJson(session, 0);
-    const dumped = this.settings.store.dump(session, this.context());
+    const failed = (err: unknown) => {
+      this.saveFailed = true;
+      throw err;
+    };
+    let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
+    try {
+      this.savedJson = sessionJson(session, 0);
+      dumped = this.settings.store.dump(session, this.context());
+    } catch (err) {
+      return failed(err);
+    }
     const done = (cookies: Cookie | Cookie[]) => {
       Session.saved(session);
       return this.sendCookies(Array.isArray(cookies) ? cookies : [cookies]);
     };
     if (!isPromiseLike(dumped)) return done(dumped);
-    const cookies = Promise.resolve(dumped).then(done);
+    const cookies = Promise.resolve(dumped).then(done, failed);
     this.track(cookies);
     return cookies;
   }
 
   /** The Set-Cookie values: what save() dumped, overridden by the last dump; remembered for late saves. */
   private sendCookies(cookies: Cookie[]): string[] {
-    for (const cookie of cookies) this.pending.set(cookie.name, cookie);
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const cookie of all) this.sent.set(cookie.name, cookie.isExpired ? undefined : cookie.value);
+    const all = this.pending === undefined ? cookies : merge(this.pending, cookies);
+    this.pending = undefined;
+    this.sent = all;
     return all.map((cookie) => cookie.serialize());
   }
 
   /** HeaderListener: saving failed before the headers; the error response is the application's to write. */
   failed(err: unknown): void {
-    this.settings.onSaveError(err, this.req, this.res);
+    const { onSaveError } = this.settings;
+    if (onSaveError === undefined) this.next(err);
+    else onSaveError(err, this.req, this.res);
   }
 
   /**
@@ -245,19 +284,21 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private lostCookie(cookies: Cookie[]): boolean {
     const ctx = this.context();
     return cookies.some((cookie) => {
-      const known = this.sent.has(cookie.name) ? this.sent.get(cookie.name) : ctx.cookies[cookie.name];
+      const sent = this.sent?.find((c) => c.name === cookie.name);
+      const known = sent === undefined ? ctx.cookies[cookie.name] : sent.isExpired ? undefined : sent.value;
       return cookie.isExpired ? known !== undefined : known !== cookie.value;
     });
   }
 
-  /** When the response has finished: a change since the last save reached neither the store nor the browser. */
+  /** After the end: a change since the last save reached neither the store nor the browser. */
   private checkAfterEnd(): void {
+    if (this.saveFailed) return; // the error response told the client
     const session = this.session as Session;
     let changed: boolean;
     try {
       changed = this.savedJson === undefined ? !isNewAndEmpty(session) : sessionJson(session, 0) !== this.savedJson;
     } catch {
-      changed = true; // data JSON cannot hold (too deep, a BigInt, a cycle): in a 'finish' listener, a throw would end the process
+      changed = true; // data JSON cannot hold (too deep, a BigInt, a cycle): a throw here would end the process
     }
     if (changed) this.reportLost(undefined, "the response had already ended");
   }
@@ -277,9 +318,16 @@ export class RequestSession implements HeaderListener, SessionOwner {
 
 function ignore(): void {}
 
-/** `Vary: Cookie`, added to whatever `Vary` the handler set (the `vary` package merges). */
+/** `earlier` with `later`'s cookies in place of those of the same name. */
+function merge(earlier: Cookie[] | undefined, later: Cookie[]): Cookie[] {
+  if (earlier === undefined) return later;
+  return [...earlier.filter((cookie) => !later.some((c) => c.name === cookie.name)), ...later];
+}
+
+/** `Vary: Cookie`, added to whatever `Vary` the handler set (the `vary` package merges; most responses have none). */
 function addVaryCookie(res: ServerResponse): void {
-  vary(res, "Cookie");
+  if (res.getHeader("Vary") === undefined) res.setHeader("Vary", "Cookie");
+  else vary(res, "Cookie");
 }
 
 /** Created on this request and still holding nothing: never saved (SPEC §3.3). */

@@ -3,11 +3,14 @@
  *
  * Why: the session cookie has to be in the headers, and a store that saves over the network
  * only knows the cookie (and that the session is saved) once `dump` has finished. Node writes
- * the headers on the first `writeHead`, `write`, `end` or `flushHeaders`, so `hookResponse`
- * wraps those four methods on the one response object whose session was read, as on-headers
- * does with `writeHead`. Other responses, other servers and Node's prototypes are untouched.
+ * the headers through `writeHead` (`write`, `end` and `flushHeaders` call it when they go
+ * first), so `hookResponse` wraps it, and `end`, on the one response object whose session was
+ * read, as on-headers does. Other responses, other servers and Node's prototypes are untouched.
+ * Each property added to a response costs V8 a new hidden class for it (Express gives each
+ * response its own), so a store that saves synchronously gets only these two; one that saves
+ * with I/O also gets `write` and `flushHeaders`, to hold the output while it saves.
  *
- * The first of the four calls asks the listener for its cookies:
+ * The first call that writes the headers asks the listener for its cookies:
  * - answered synchronously (cookie and memory stores): the cookies are added and the call
  *   goes through, in the same turn;
  * - answered with a Promise: that call and every later one are queued, then replayed in order
@@ -34,6 +37,8 @@ export interface HeaderListener {
   failed(err: unknown): void;
   /** `end`, when the headers left before it. May return a Promise the end waits for; never throws. */
   beforeEnd(): void | PromiseLike<void>;
+  /** The handler ended the response (its output may still be held). */
+  ended(): void;
 }
 
 /** The response methods that write headers, as the hook sees them (Node's, or another middleware's wrappers). */
@@ -45,23 +50,15 @@ type ResponseMethod = (...args: unknown[]) => unknown;
 export type HookableResponse = Pick<ServerResponse, "getHeader" | "setHeader" | "removeHeader" | "getHeaders" | "headersSent" | "statusCode" | "writableEnded"> &
   Record<Method, ResponseMethod> & { emit(event: string): boolean; destroy(): unknown; statusMessage?: string };
 
-const METHODS: readonly Method[] = ["writeHead", "write", "end", "flushHeaders"];
 const BODY_HEADERS = ["Content-Length", "Content-Type", "Content-Encoding", "ETag", "Last-Modified"];
 
 /**
  * Makes `listener.beforeHeaders` run, and complete, before the headers of `res` are written.
- * Throws a `SessionUsageError` for an object that is not a Node response.
+ * `hold`: the listener may answer with a Promise, so output is held meanwhile. Throws a
+ * `SessionUsageError` for an object that is not a Node response.
  */
-export function hookResponse(res: ServerResponse, listener: HeaderListener): void {
-  const target = res as unknown as HookableResponse;
-  for (const method of [...METHODS, "getHeader", "setHeader"] as const) {
-    if (typeof target[method] !== "function") {
-      throw new SessionUsageError(
-        `sessions() cannot hold the headers of this response: it has no ${method}() method. The session middleware needs a node:http ServerResponse or a node:http2 Http2ServerResponse`,
-      );
-    }
-  }
-  new ResponseHook(target, listener);
+export function hookResponse(res: ServerResponse, listener: HeaderListener, hold: boolean): void {
+  new ResponseHook(res as unknown as HookableResponse, listener, hold);
 }
 
 /** One response's hook: the queue of calls made while the listener's Promise is pending. */
@@ -82,25 +79,41 @@ class ResponseHook {
   /** The head changed after it was sent (an error page started over a stream): the response is aborted. */
   private broken = false;
   private cookies: string[] = [];
-  private readonly original: Record<Method, ResponseMethod>;
+  /** The methods the hook wraps, as they were (Node's, or another middleware's wrappers). */
+  private readonly original: Partial<Record<Method, ResponseMethod>> = {};
 
   constructor(
     private readonly res: HookableResponse,
     private readonly listener: HeaderListener,
+    private readonly hold: boolean,
   ) {
-    this.original = { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders };
+    // What a held call returns: `write` false (the writer pauses until 'drain'), the others as Node's do.
+    this.wrap("writeHead", res);
+    this.wrap("end", res);
+    if (hold) {
+      this.wrap("write", false);
+      this.wrap("flushHeaders", undefined);
+    }
     // Read for the first time after the headers left: late changes are saved at the end.
     if (res.headersSent) {
       this.phase = "released";
       this.streamed = true;
     }
-    for (const method of METHODS) {
-      const held = method === "write" ? false : method === "flushHeaders" ? undefined : res;
-      res[method] = (...args: unknown[]) => this.intercept(method, args, held);
+  }
+
+  private wrap(method: Method, held: unknown): void {
+    const original = this.res[method];
+    if (typeof original !== "function") {
+      throw new SessionUsageError(
+        `sessions() cannot hold the headers of this response: it has no ${method}() method. The session middleware needs a node:http ServerResponse or a node:http2 Http2ServerResponse`,
+      );
     }
+    this.original[method] = original;
+    this.res[method] = (...args: unknown[]) => this.intercept(method, args, held);
   }
 
   private intercept(method: Method, args: unknown[], held: unknown): unknown {
+    if (method === "end" && this.phase !== "failed") this.listener.ended();
     switch (this.phase) {
       case "released":
         if (method === "end" && this.streamed && !this.res.writableEnded) return this.endAfterStreaming(args);
@@ -122,7 +135,7 @@ class ResponseHook {
 
   private call(method: Method, args: unknown[]): unknown {
     if (method === "writeHead" && this.cookies.length > 0) args = addToWriteHead(args, this.cookies);
-    return this.original[method].apply(this.res, args);
+    return (this.original[method] as ResponseMethod).apply(this.res, args);
   }
 
   /** The first call that writes the headers: ask for the cookies, and hold the output while they are pending. */
@@ -131,6 +144,12 @@ class ResponseHook {
     try {
       cookies = this.listener.beforeHeaders();
     } catch (err) {
+      // Node's own write and flushHeaders would write the body after this writeHead returned,
+      // with no headers: throw to their caller instead (Express then answers the error).
+      if (!this.hold && method === "writeHead") {
+        this.phase = "released";
+        throw err;
+      }
       this.drop(err);
       return held;
     }
@@ -139,6 +158,10 @@ class ResponseHook {
       this.addCookies(cookies);
       this.phase = "released";
       return this.call(method, args);
+    }
+    if (!this.hold) {
+      this.drop(new SessionUsageError("the store's dump() returned a Promise but the store is not marked asynchronous: give the store `async = true` so that sessions() holds the response while it saves"));
+      return held;
     }
     this.phase = "holding";
     Promise.resolve(cookies)
@@ -151,7 +174,7 @@ class ResponseHook {
   private endAfterStreaming(args: unknown[]): unknown {
     this.streamed = false;
     const pending = this.listener.beforeEnd();
-    if (!isPromiseLike(pending)) return this.call("end", args);
+    if (!isPromiseLike(pending) || !this.hold) return this.call("end", args);
     this.phase = "holding";
     const release = () => this.release();
     pending.then(release, release);

@@ -14,9 +14,11 @@ export interface SessionCookieInit {
   lifetime?: number | null;
   /** When the session ends unless a request comes first (ms since the epoch), as the store knows it. */
   expires?: number;
-  /** The cookie's attributes for this request. */
-  attributes?: Readonly<Pick<CookieAttributes, "path" | "domain" | "secure" | "httpOnly" | "sameSite">>;
+  /** The cookie's attributes for this request, or a function that gives them when first read. */
+  attributes?: CookieView | (() => CookieView);
 }
+
+type CookieView = Readonly<Pick<CookieAttributes, "path" | "domain" | "secure" | "httpOnly" | "sameSite">>;
 
 /** The cookie's lifetime as a store reads it when saving. */
 export interface SessionLifetime {
@@ -74,19 +76,19 @@ export class SessionCookie {
   }
 
   get path(): string | undefined {
-    return this.#init.attributes?.path;
+    return this.attributes().path;
   }
   get domain(): string | undefined {
-    return this.#init.attributes?.domain;
+    return this.attributes().domain;
   }
   get secure(): boolean | undefined {
-    return this.#init.attributes?.secure;
+    return this.attributes().secure;
   }
   get httpOnly(): boolean | undefined {
-    return this.#init.attributes?.httpOnly;
+    return this.attributes().httpOnly;
   }
   get sameSite(): CookieAttributes["sameSite"] {
-    return this.#init.attributes?.sameSite;
+    return this.attributes().sameSite;
   }
   set path(_: unknown) {
     readOnly("path");
@@ -132,6 +134,12 @@ export class SessionCookie {
     const next = new SessionCookie({ maxAge, attributes, lifetime });
     next.#renewed = lifetime !== undefined;
     return next;
+  }
+
+  /** Worked out when first read: a session whose cookie nobody looks at costs nothing here. */
+  private attributes(): CookieView {
+    const given = this.#init.attributes;
+    return (typeof given === "function" ? given() : given) ?? {};
   }
 
   /** When the session ends unless used again (ms since the epoch); `null` for a browser-session cookie. */

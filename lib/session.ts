@@ -78,11 +78,20 @@ export class Session {
     this.#loadedId = id;
     this.#cookie = new SessionCookie(cookie);
     // Own and enumerable, so it is in Object.keys and JSON; assigning it is ignored.
-    Object.defineProperty(this, "id", { enumerable: true, get: () => this.#id, set: ignore });
+    Object.defineProperty(this, "id", Session.#idProperty);
     for (const key of Object.keys(data)) {
       if (!RESERVED.has(key)) this[key] = data[key];
     }
   }
+
+  /** One accessor for every session's `id` (a function per session would give each its own hidden class). */
+  static readonly #idProperty: PropertyDescriptor = {
+    enumerable: true,
+    get(this: Session): string {
+      return this.#id;
+    },
+    set: ignore,
+  };
 
   /** A new, empty session with a fresh random id. Nothing is saved for it until it holds data. */
   static empty(cookie?: SessionCookieInit): Session {

@@ -45,7 +45,7 @@ export interface StoreSettings {
  * unless used again (when its cookie does: see `cookieEnd`).
  */
 export function cookieInit(settings: StoreSettings, req: IncomingMessage, saved?: { lifetime: number | null | undefined; created: number; touched: number }): SessionCookieInit {
-  const init: SessionCookieInit = { maxAge: settings.maxAge, attributes: settings.cookie.attributes(req) };
+  const init: SessionCookieInit = { maxAge: settings.maxAge, attributes: () => settings.cookie.attributes(req) };
   if (saved === undefined) return init;
   const { lifetime, created, touched } = saved;
   return { ...init, lifetime, expires: cookieEnd(created, idleTimeout(lifetime, settings.maxAge), settings.absoluteTimeout, touched) };
