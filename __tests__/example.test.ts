@@ -6,7 +6,8 @@
 import { join } from "node:path";
 import { type Started, startNode, stopChild } from "./helpers/child";
 import { ensureBuilt, ROOT } from "./helpers/dist";
-import { hasRedis, type RedisServer, startRedis } from "./helpers/redis";
+import { REDIS, type RedisServer, startRedis } from "./helpers/redis";
+import { describeNeeding } from "./helpers/servers";
 
 jest.setTimeout(60_000);
 
@@ -54,9 +55,7 @@ const stores: [string, boolean][] = [
 ];
 
 describe.each(stores)("the example app on %s", (_, onRedis) => {
-  const run = onRedis && !hasRedis ? (process.env.CI === "true" ? describe : describe.skip) : describe;
-  if (onRedis && !hasRedis) console.warn("\n*** SKIPPED: redis-server is not on the PATH: the example on RedisStore is not tested ***\n");
-  run("sign in, private page, sign out", () => {
+  (onRedis ? (name: string, fn: () => void) => describeNeeding([REDIS], name, fn) : describe)("sign in, private page, sign out", () => {
     let redis: RedisServer | undefined;
     let app: Started;
     beforeAll(async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { CHROMIUM_PATH, hasChromium, launchChromium } from "../../scripts/chromium";
+import { describeNeeding } from "./servers";
 
 /** Where a failed browser test leaves its screenshot and HTML (outside the repository). */
 export const FAILURES = join(tmpdir(), "sessionbox-browser-failures");
@@ -20,19 +21,7 @@ const available = hasChromium();
  * notice, except under `CI=true`, where it fails: CI must run the browser suites.
  */
 export function describeBrowser(name: string, fn: () => void): void {
-  if (available) return describe(name, fn);
-  const message = `Chromium is not at ${CHROMIUM_PATH}: install it (apt-get install chromium) or set CHROMIUM_PATH to run "${name}"`;
-  if (process.env.CI === "true") {
-    describe(name, () => {
-      beforeAll(() => {
-        throw new Error(`${message}; CI=true, so the browser suites must run`);
-      });
-      it("runs in Chromium", () => undefined);
-    });
-    return;
-  }
-  console.warn(`\n*** SKIPPED: ${message} ***\n`);
-  describe.skip(name, fn);
+  describeNeeding([{ available, missing: `Chromium is not at ${CHROMIUM_PATH}: install it (apt-get install chromium) or set CHROMIUM_PATH` }], name, fn);
 }
 
 /** A Chromium with its own profile: `page` is its tab. */

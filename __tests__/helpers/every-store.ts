@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { CookieStore, MemoryStore, RedisStore, sessions, type SessionsOptions } from "../../lib";
-import { hasRedis, type RedisServer, startRedis } from "./redis";
+import { REDIS, type RedisServer, startRedis } from "./redis";
+import { describeNeeding } from "./servers";
 
 // express-session is the control only: required untyped, since @types/express-session would
 // declare req.session (and sessionID, sessionStore) for the whole test compilation.
@@ -62,14 +63,8 @@ export function forEachStore(suite: (store: StoreUnderTest) => void): void {
     },
   ];
   for (const store of stores) {
-    if (store.name === "RedisStore" && !hasRedis) {
-      const message = "redis-server is not on the PATH: install it (apt-get install redis-server) to run the RedisStore rows";
-      if (process.env.CI === "true") {
-        describe(store.name, () => it("runs against a real redis-server", () => expect(message).toBe("")));
-      } else {
-        console.warn(`\n*** SKIPPED: ${message} ***\n`);
-        describe.skip(store.name, () => suite(store));
-      }
+    if (store.name === "RedisStore" && !REDIS.available) {
+      describeNeeding([REDIS], store.name, () => suite(store));
       continue;
     }
     describe(store.name, () => {
