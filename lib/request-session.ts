@@ -37,9 +37,9 @@ export class RequestSession implements HeaderListener, SessionOwner {
   private saving: Promise<void> | undefined;
   /** JSON of the session when it was last saved; `undefined` until then. */
   private savedJson: string | undefined;
-  /** Cookies dumped before the headers (by save()), by name: they go out with the headers. */
+  /** Cookies dumped before the headers (by save()): they go out with the headers. */
   private pending: Cookie[] | undefined;
-  /** Cookie values the browser holds after the headers, by name (`undefined`: expired). */
+  /** The cookies sent with the headers: what the browser holds afterwards, with its request's. */
   private sent: Cookie[] | undefined;
 
   constructor(

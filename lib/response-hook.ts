@@ -13,14 +13,16 @@
  * The first call that writes the headers asks the listener for its cookies:
  * - answered synchronously (cookie and memory stores): the cookies are added and the call
  *   goes through, in the same turn;
- * - answered with a Promise: that call and every later one are queued, then replayed in order
- *   once it settles. `write` returns `false` while queued, so `stream.pipe(res)` and careful
+ * - answered with a Promise (stores that save with I/O): that call and every later one are
+ *   queued, then replayed in order once it settles. `write` returns `false` while queued, so `stream.pipe(res)` and careful
  *   writers pause (back-pressure: at most a chunk per writer is held), and `'drain'` follows
  *   the replay. Once the handler has called `end`, the response is complete as far as it is
  *   concerned: headers are kept as they were then, and later output (an error handler's) is
  *   dropped, so a 2xx that was sent stays a 2xx;
  * - failed: the queued output is dropped and `failed` receives the error on a later turn, to
- *   answer with an error response instead. A client never sees a 2xx for a lost session.
+ *   answer with an error response instead (reached through Node's own `write`, which would go
+ *   on to write the body, the error is thrown to the caller). A client never sees a 2xx for a
+ *   lost session.
  *
  * When the headers left before `end` (streaming, or sent past the wrappers: a `writeHead`
  * captured earlier, `res.writeHeader`), `end` first lets the listener save late changes.
