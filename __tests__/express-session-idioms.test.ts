@@ -212,6 +212,19 @@ forEachStore((store) => {
     });
   }
 
+  // No control: under express-session the same body replaces `save` and `cookie` on its session.
+  it("a mass assignment of reserved names (id, cookie, save, regenerate) stores only the data, and the methods still work", async () => {
+    const browser = await start(store);
+    const set = await browser.post("/set", (t) => t.send({ user: "ann", id: "attacker", cookie: { maxAge: 1 }, save: "x", regenerate: 1 }));
+    expect(set.status).toBe(200);
+    expect(set.body).toEqual({ user: "ann" });
+    const saved = await browser.post("/save");
+    expect(saved.body).toEqual({ calls: 1, sync: false, err: null });
+    const read = await browser.get("/read");
+    expect(read.body).toEqual({ data: { user: "ann", saved: true }, sessionID: true, store: true });
+    expect((await browser.post("/regenerate")).body).toMatchObject({ calls: 1, newId: true, now: {}, old: { user: "ann", saved: true } });
+  });
+
   it("a lifetime longer than absoluteTimeout is cut to it (the default absoluteTimeout is 7 days)", async () => {
     const res = await (await start(store)).post("/remember?days=30");
     expect(cookieDays(res, store.cookieName)).toBe(7);

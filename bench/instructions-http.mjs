@@ -19,7 +19,7 @@
 // The client runs outside valgrind; the kernel's work is not counted. Slow: about a minute and a
 // half per row.
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
@@ -140,13 +140,18 @@ for (let i = 0; i < jobs.length; i += PARALLEL) {
     console.log(`${job.impl.padEnd(32)} ${job.route.padEnd(9)} ${fmt(total)} instructions/request (without GC ${fmt(total - gc)}; GC ${fmt(gc)})`);
   });
 }
+const fmt = (n) => Math.round(n).toLocaleString("en-US");
+const table = ["| implementation | route | instructions/request | without GC | ÷ floor's, without GC |", "|---|---|---:|---:|---:|"];
 for (const route of ROUTES) {
   const floor = results.get(`floor ${route}`);
-  if (floor === undefined) continue;
   for (const impl of IMPLS) {
-    if (impl === "floor") continue;
     const { total, gc } = results.get(`${impl} ${route}`);
-    console.log(`${route}: floor ÷ ${impl} = ${(floor.total / total).toFixed(3)} (without GC ${((floor.total - floor.gc) / (total - gc)).toFixed(3)})`);
+    const ratio = floor === undefined ? "—" : `${((total - gc) / (floor.total - floor.gc)).toFixed(3)}×`;
+    const [name, dist] = impl.split("@");
+    table.push(`| ${dist ? `${name} (build in \`${dist}\`)` : name} | ${route} | ${fmt(total)} | ${fmt(total - gc)} | ${ratio} |`);
   }
 }
 redis?.stop();
+const md = `Instructions per request over HTTP (\`bench/instructions-http.mjs\`: callgrind, node --single-threaded, ${N} keep-alive requests after ${WARMUP} of warm-up, ${CONNECTIONS} in flight, Node ${process.version}). The last column is the count without the garbage collector's, divided by the floor's on the same route.\n\n${table.join("\n")}\n`;
+writeFileSync(join(BENCH_DIR, "results", "instructions-http.md"), md);
+console.log(`\n${md}`);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { parse } from "cookie";
+import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
 import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { cookieEnd, idleTimeout } from "./expiry";
@@ -28,6 +29,9 @@ const CHUNK_LIMIT = 4000;
 const DEFAULT_MAX_SIZE = 14_336;
 /** Chunk counts are written with at most 3 digits; 1 MiB of cookies is far past what any browser keeps. */
 const MAX_MAX_SIZE = 1_048_576;
+/** Opened seals kept per store: a browser sends the same cookie until it changes. */
+const OPENED_MAX = 1000;
+const OPENED_MAX_BYTES = 8 * 1_048_576;
 /** "~N~" before the first chunk: N is 2 to 999, written without leading zeros (one spelling per value). */
 const CHUNK_HEAD = /^~([1-9]\d{0,2})~/;
 
@@ -57,6 +61,16 @@ export class CookieStore implements SessionStore {
   readonly touchAfter: number;
   private readonly settings: StoreSettings;
   private readonly seal: Seal;
+  /**
+   * Sealed value → what it opened to. Why: opening (AES-GCM or an HMAC) is most of a read's
+   * cost, and a browser sends the same cookie on every request until it changes. Only seals
+   * that opened are kept, so a forged cookie is checked in full every time.
+   */
+  private readonly opened = new LRUCache<string, { plaintext: string; rotated: boolean }>({
+    max: OPENED_MAX,
+    maxSize: OPENED_MAX_BYTES,
+    sizeCalculation: (opened, sealed) => sealed.length + 2 * opened.plaintext.length,
+  });
 
   constructor(options: CookieStoreOptions) {
     const owner = "CookieStore";
@@ -72,7 +86,7 @@ export class CookieStore implements SessionStore {
 
   load(ctx: SessionContext): Session {
     const sealed = this.join(asSent(ctx));
-    const opened = sealed === undefined ? undefined : this.seal.open(sealed);
+    const opened = sealed === undefined ? undefined : this.open(sealed);
     const payload = opened && parsePayload(opened.plaintext);
     if (!payload) return Session.empty(cookieInit(this.settings, ctx.req));
     const { created, touched, lifetime, data, json } = payload;
@@ -105,6 +119,15 @@ export class CookieStore implements SessionStore {
     const out = this.split(this.seal.seal(payload), req, lifetime === null ? undefined : end - now, cookies);
     Session.setStoreState(session, this, { created, touched: now, lifetime, json, rotated: false } satisfies Loaded);
     return out;
+  }
+
+  private open(sealed: string): { plaintext: string; rotated: boolean } | undefined {
+    let opened = this.opened.get(sealed);
+    if (opened === undefined) {
+      opened = this.seal.open(sealed);
+      if (opened !== undefined && sealed.length + 2 * opened.plaintext.length <= OPENED_MAX_BYTES) this.opened.set(sealed, opened);
+    }
+    return opened;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { sign, unsign } from "cookie-signature";
+import { LRUCache } from "lru-cache";
 import type { Cookie } from "./cookie";
 import type { CookieSettings } from "./cookie-settings";
 
@@ -18,6 +19,9 @@ export interface SignedId {
  * `cookie-signature`, so a forged or guessed id never reaches the store.
  */
 export class SignedIdCookie {
+  /** Cookie values whose signature held: a browser sends the same one on every request (an HMAC each time otherwise). */
+  private readonly verified = new LRUCache<string, SignedId>({ max: 10_000 });
+
   constructor(
     readonly settings: CookieSettings,
     private readonly secrets: readonly string[],
@@ -27,6 +31,15 @@ export class SignedIdCookie {
   read(cookies: Record<string, string>): SignedId | undefined {
     const value = cookies[this.settings.name];
     if (!value) return undefined;
+    let signed = this.verified.get(value);
+    if (signed === undefined) {
+      signed = this.verify(value);
+      if (signed !== undefined) this.verified.set(value, signed);
+    }
+    return signed;
+  }
+
+  private verify(value: string): SignedId | undefined {
     for (let i = 0; i < this.secrets.length; i++) {
       const id = unsign(value, this.secrets[i]);
       if (id === false) continue;

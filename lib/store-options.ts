@@ -45,10 +45,11 @@ export interface StoreSettings {
  * unless used again (when its cookie does: see `cookieEnd`).
  */
 export function cookieInit(settings: StoreSettings, req: IncomingMessage, saved?: { lifetime: number | null | undefined; created: number; touched: number }): SessionCookieInit {
-  const init: SessionCookieInit = { maxAge: settings.maxAge, attributes: () => settings.cookie.attributes(req) };
-  if (saved === undefined) return init;
+  const attributes = () => settings.cookie.attributes(req);
+  if (saved === undefined) return { maxAge: settings.maxAge, attributes };
   const { lifetime, created, touched } = saved;
-  return { ...init, lifetime, expires: cookieEnd(created, idleTimeout(lifetime, settings.maxAge), settings.absoluteTimeout, touched) };
+  const expires = cookieEnd(created, idleTimeout(lifetime, settings.maxAge), settings.absoluteTimeout, touched);
+  return { maxAge: settings.maxAge, attributes, lifetime, expires };
 }
 
 /** Shortest secret accepted: 32 characters, enough entropy for HMAC-SHA256 and key derivation. */
