@@ -212,6 +212,41 @@ forEachStore((store) => {
     });
   }
 
+  // No control: express-session's methods take callbacks only.
+  it("without a callback, save, reload, regenerate and destroy return Promises, and do what their callback forms do", async () => {
+    const app = express();
+    app.use(store.middleware());
+    app.post("/promises", async (req, res, next) => {
+      try {
+        const first = req.session as Session;
+        first.user = "ann";
+        await first.save();
+        await first.reload();
+        const afterReload = (req.session as Session).user;
+        await (req.session as Session).regenerate({ keep: true });
+        const now = req.session as Session;
+        res.json({ afterReload, kept: now.user, newId: now.id !== first.id });
+      } catch (err) {
+        next(err);
+      }
+    });
+    app.post("/sign-out", async (req, res, next) => {
+      try {
+        await (req.session as Session).destroy();
+        res.json({ destroyed: true });
+      } catch (err) {
+        next(err);
+      }
+    });
+    app.get("/read", (req, res) => res.json(data(sessionOf(req))));
+    const { url } = await serveForTest(app);
+    const browser = new Browser(url);
+    expect((await browser.post("/promises")).body).toEqual({ afterReload: "ann", kept: "ann", newId: true });
+    expect((await browser.get("/read")).body).toEqual({ user: "ann" });
+    expect((await browser.post("/sign-out")).body).toEqual({ destroyed: true });
+    expect((await browser.get("/read")).body).toEqual({});
+  });
+
   // No control: under express-session the same body replaces `save` and `cookie` on its session.
   it("a mass assignment of reserved names (id, cookie, save, regenerate) stores only the data, and the methods still work", async () => {
     const browser = await start(store);
