@@ -287,5 +287,45 @@ describe("changes after the response ended reach onLostChange in every store (SP
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(lost).toEqual([expect.stringContaining("session change on GET /late was not saved: the response had already ended")]);
     });
+
+    it("an unawaited destroy() or save() before the response reports nothing; a change right after the end is saved (held response) or reported", async () => {
+      const lost: string[] = [];
+      const app = express();
+      app.use(store.middleware({ onLostChange: (err) => lost.push(`${err.message.split(":")[0]}`) }));
+      app.post("/set", (req, res) => {
+        (req.session as Session).user = "ann";
+        res.json({});
+      });
+      app.post("/destroy", (req, res) => {
+        void (req.session as Session).destroy();
+        res.json({ ...req.session });
+      });
+      app.post("/save-then-late", (req, res) => {
+        (req.session as Session).user = "bob";
+        void (req.session as Session).save();
+        res.json({});
+        (req.session as Session).late = 1;
+      });
+      app.get("/read", (req, res) => res.json(data(sessionOf(req))));
+      const { url } = await serveForTest(app);
+      const browser = new Browser(url);
+      await browser.post("/set");
+      expect((await browser.post("/destroy")).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(lost).toEqual([]);
+      await browser.post("/set");
+      expect((await browser.post("/save-then-late")).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // RedisStore holds the response while it saves, so the change made right after res.json()
+      // is in the save before the headers; the synchronous stores have sent theirs, and say so.
+      const read = (await browser.get("/read")).body;
+      if (store.name.startsWith("RedisStore")) {
+        expect(lost).toEqual([]);
+        expect(read).toEqual({ user: "bob", late: 1 });
+      } else {
+        expect(lost).toEqual(["session change on POST /save-then-late was not saved"]);
+        expect(read).toEqual({ user: "bob" });
+      }
+    });
   });
 });

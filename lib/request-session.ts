@@ -292,6 +292,12 @@ export class RequestSession implements HeaderListener, SessionOwner {
 
   /** After the end: a change since the last save reached neither the store nor the browser. */
   private checkAfterEnd(): void {
+    // A save still in flight (an unawaited destroy() or save(), the dump before the headers)
+    // sets what was saved when it completes: compare with that, not with what came before it.
+    if (this.saving !== undefined) {
+      void this.saving.then(() => this.checkAfterEnd());
+      return;
+    }
     if (this.saveFailed) return; // the error response told the client
     const session = this.session as Session;
     let changed: boolean;
