@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { Cookie, type CookieAttributes } from "./cookie";
+import { Cookie, type CookieAttributes, withLifetime } from "./cookie";
 import { SessionConfigError } from "./errors";
 
 /** Cookie options as users give them: like `CookieAttributes`, with `secure: "auto"` (the default). */
@@ -94,12 +94,13 @@ export class CookieSettings {
 
   /** A cookie with this store's name (or `name`), attributes and lifetime for this request. */
   make(req: IncomingMessage, value: string, maxAge: number | undefined, name = this.name): Cookie {
-    return new Cookie(name, value, { ...this.attributes(req), maxAge });
+    return new Cookie(name, value, withLifetime(this.attributes(req), maxAge));
   }
 
   /** The attributes of this store's cookie for this request (what `req.session.cookie` shows). */
   attributes(req: IncomingMessage): CookieAttributes {
-    return { ...this.base, secure: this.isSecure(req) };
+    const b = this.base;
+    return { path: b.path, httpOnly: b.httpOnly, sameSite: b.sameSite, domain: b.domain, partitioned: b.partitioned, priority: b.priority, secure: this.isSecure(req) };
   }
 
   /** A cookie that deletes `name` (default: this store's cookie) in the browser. */

@@ -125,7 +125,7 @@ export class MemoryStore implements SessionStore {
     // Re-issued after touchAfter (or under the first secret, or with a new lifetime), if a whole second is left for it.
     const due = current === undefined || loaded?.current !== true || renewed || current.lifetime !== lifetime || now - current.touched >= this.touchAfter;
     const touch = due && (current === undefined || cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now) > now);
-    const entry: Entry = touch ? { fields, created, touched: now, lifetime } : { ...(current as Entry), fields };
+    const entry: Entry = touch ? { fields, created, touched: now, lifetime } : { fields, created, touched: (current as Entry).touched, lifetime: (current as Entry).lifetime };
     // The entry lives as long as the cookie the browser holds (a new one, or the last one issued).
     const end = cookieEnd(created, idleTimeout(entry.lifetime, this.maxAge), this.absoluteTimeout, entry.touched);
     if (end <= now) {
