@@ -53,8 +53,13 @@ export class Cookie {
       sameSite: a.sameSite,
       partitioned: a.partitioned,
       priority: a.priority,
-      encode: SAFE_VALUE.test(this.value) ? identity : encodeURIComponent,
+      encode: this.encoder(),
     });
+  }
+
+  /** How the value is written: as it is when it needs no escaping, else URI-encoded. */
+  protected encoder(): (value: string) => string {
+    return SAFE_VALUE.test(this.value) ? identity : encodeURIComponent;
   }
 
   toString(): string {

@@ -49,9 +49,7 @@ export class ExpressSessionCookie {
  * well, but then the two apps would send the same browser two spellings of one cookie.
  */
 class UriEncodedCookie extends Cookie {
-  override serialize(): string {
-    const line = super.serialize();
-    const plain = `${this.name}=${this.value}`;
-    return line.startsWith(plain) ? `${this.name}=${encodeURIComponent(this.value)}${line.slice(plain.length)}` : line;
+  protected override encoder(): (value: string) => string {
+    return encodeURIComponent;
   }
 }
