@@ -6,7 +6,6 @@ import { SessionConfigError, SessionTooLargeError } from "./errors";
 import { cookieEnd, idleTimeout } from "./expiry";
 import { Seal } from "./seal";
 import { Session } from "./session";
-import { sessionJson } from "./session-json";
 import type { SessionContext, SessionStore } from "./store";
 import { type CommonStoreOptions, cookieInit, resolveBoolean, resolveCount, resolveStoreOptions, type StoreSettings } from "./store-options";
 
@@ -105,7 +104,7 @@ export class CookieStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return this.expireAll(req, cookies);
     const now = Date.now();
     const loaded = loadedId === session.id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
-    const json = sessionJson(session, 0) as string;
+    const json = Session.json(session);
     const { lifetime, renewed } = Session.lifetimeOf(session);
     const created = loaded ? loaded.created : now;
     const end = cookieEnd(created, idleTimeout(lifetime, this.maxAge), this.absoluteTimeout, now);

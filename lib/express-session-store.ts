@@ -165,7 +165,7 @@ export class ExpressSessionStore implements SessionStore {
     if (destroyed && Session.isEmpty(session)) return removed.then(() => this.cookie.expire(ctx.req));
     const now = Date.now();
     const loaded = loadedId === id ? (Session.storeState(session, this) as Loaded | undefined) : undefined;
-    const json = JSON.stringify(session);
+    const json = Session.json(session);
     const { lifetime, renewed } = Session.lifetimeOf(session);
     const changed = loaded === undefined || !loaded.stamped || loaded.json !== json || renewed || loaded.lifetime !== lifetime;
     // Nothing to send: answer synchronously, so the response is not held for a tick.

@@ -200,8 +200,18 @@ export class RequestSession implements HeaderListener, SessionOwner {
       }
       if (this.session === session) this.savedJson = json;
     };
-    const dumped = this.settings.store.dump(session, this.context());
+    const dumped = this.dump(session, json as string);
     return isPromiseLike(dumped) ? Promise.resolve(dumped).then(done) : done(dumped);
+  }
+
+  /** The store's dump, lent the session's JSON just made for the change check, so that it need not make it again. */
+  private dump(session: Session, json: string): ReturnType<SessionStore["dump"]> {
+    Session.lendJson(session, json);
+    try {
+      return this.settings.store.dump(session, this.context());
+    } finally {
+      Session.lendJson(session, undefined);
+    }
   }
 
   /**
@@ -224,8 +234,9 @@ export class RequestSession implements HeaderListener, SessionOwner {
     };
     let dumped: Cookie | Cookie[] | Promise<Cookie | Cookie[]>;
     try {
-      this.savedJson = sessionJson(session, 0);
-      dumped = this.settings.store.dump(session, this.context());
+      const json = sessionJson(session, 0) as string;
+      this.savedJson = json;
+      dumped = this.dump(session, json);
     } catch (err) {
       return failed(err);
     }
@@ -267,7 +278,7 @@ export class RequestSession implements HeaderListener, SessionOwner {
       // Nothing saved before the headers (new and empty then): nothing to do if it still is.
       if (json === this.savedJson || (this.savedJson === undefined && isNewAndEmpty(session))) return;
       this.savedJson = json;
-      dumped = this.settings.store.dump(session, this.context());
+      dumped = this.dump(session, json as string);
     } catch (err) {
       this.reportLost(err);
       return;

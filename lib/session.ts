@@ -1,6 +1,7 @@
 import { v4 as uuidv4 } from "uuid";
 import { SessionUsageError } from "./errors";
 import { SessionCookie, type SessionCookieInit, type SessionLifetime } from "./session-cookie";
+import { sessionJson } from "./session-json";
 
 /**
  * The fields of a session. Extend it by declaration merging to type them:
@@ -64,6 +65,8 @@ export class Session {
   #owner: SessionOwner | undefined = undefined;
   /** What the store that loaded the session remembers of it (see `setStoreState`). */
   #storeState: { store: object; value: unknown } | undefined = undefined;
+  /** The session's JSON, made by the middleware just before the store's dump (see `lendJson`). */
+  #json: string | undefined = undefined;
 
   /**
    * Rebuilds a session that a store loaded: `new Session({ id, ...data }, cookie)`. Reserved keys
@@ -122,6 +125,20 @@ export class Session {
   static storeState(session: Session, store: object): unknown {
     const state = session.#storeState;
     return state !== undefined && state.store === store ? state.value : undefined;
+  }
+
+  /** The session's JSON as a store saves it (`sessionJson`): the one the middleware made for this dump, if it did. */
+  static json(session: Session): string {
+    return session.#json ?? (sessionJson(session, 0) as string);
+  }
+
+  /**
+   * Called by the middleware around a store's dump: `json` is the session's JSON, made just
+   * before for its own change check, so that `Session.json` need not make it again; `undefined`
+   * once the dump has returned.
+   */
+  static lendJson(session: Session, json: string | undefined): void {
+    session.#json = json;
   }
 
   /** `true` when the session holds no data besides its id. */
