@@ -139,13 +139,15 @@ export class CookieStore implements SessionStore {
     if (!first) return undefined;
     const head = first[0] === "~" ? CHUNK_HEAD.exec(first) : undefined;
     if (head === null) return undefined;
+    // One cookie: a value `chunks` would have cut is an altered one.
+    if (head === undefined) return name.length + 1 + first.length <= CHUNK_LIMIT ? first : undefined;
     const sent = [first];
-    for (let i = 1; i < (head === undefined ? 1 : Number(head[1])); i++) {
+    for (let i = 1; i < Number(head[1]); i++) {
       const part = cookies[`${name}.${i}`];
       if (part === undefined) return undefined;
       sent.push(part);
     }
-    const value = sent.join("").slice(head === undefined ? 0 : head[0].length);
+    const value = sent.join("").slice(head[0].length);
     const written = this.chunks(value);
     return written.length === sent.length && written.every((part, i) => part === sent[i]) ? value : undefined;
   }
