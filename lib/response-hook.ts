@@ -53,6 +53,7 @@ export type HookableResponse = Pick<ServerResponse, "getHeader" | "setHeader" | 
   Record<Method, ResponseMethod> & { emit(event: string): boolean; destroy(): unknown; statusMessage?: string };
 
 const BODY_HEADERS = ["Content-Length", "Content-Type", "Content-Encoding", "ETag", "Last-Modified"];
+const NO_COOKIES: readonly string[] = [];
 
 /**
  * Makes `listener.beforeHeaders` run, and complete, before the headers of `res` are written.
@@ -72,7 +73,7 @@ class ResponseHook {
   private phase: "open" | "holding" | "failed" | "released" = "open";
   /** The headers left before `end`: `beforeEnd` is owed. */
   private streamed = false;
-  private queue: Call[] = [];
+  private queue: Call[] | undefined;
   private owesDrain = false;
   /** The status and headers when the first call was held: to the handler, they were sent then. */
   private head: Head | undefined;
@@ -80,7 +81,7 @@ class ResponseHook {
   private ended = false;
   /** The head changed after it was sent (an error page started over a stream): the response is aborted. */
   private broken = false;
-  private cookies: string[] = [];
+  private cookies: readonly string[] = NO_COOKIES;
   /** The methods the hook wraps, as they were (Node's, or another middleware's wrappers). */
   private readonly original: Partial<Record<Method, ResponseMethod>> = {};
 
@@ -192,7 +193,7 @@ class ResponseHook {
       this.broken = true;
       return held;
     }
-    this.queue.push([method, args]);
+    (this.queue ??= []).push([method, args]);
     if (method === "write") this.owesDrain = true;
     if (method === "end") this.ended = true;
     return held;
@@ -215,9 +216,9 @@ class ResponseHook {
   /** Replays the queue through `intercept`, so a queued `end` after writes still runs `beforeEnd`. */
   private release(): void {
     this.phase = "released";
-    const calls = this.queue;
+    const calls = this.queue ?? [];
     const broken = this.broken;
-    this.queue = [];
+    this.queue = undefined;
     this.head = undefined;
     this.ended = false;
     this.broken = false;
@@ -248,7 +249,7 @@ class ResponseHook {
   }
 
   private drop(err: unknown): void {
-    this.queue = [];
+    this.queue = undefined;
     this.head = undefined;
     this.ended = false;
     this.broken = false;
@@ -295,7 +296,7 @@ function restoreHead(res: HookableResponse, head: Head): void {
  * `writeHead(status, [message], headers)` replaces a `Set-Cookie` already set when `headers`
  * names one: put ours into that argument so both survive.
  */
-function addToWriteHead(args: unknown[], cookies: string[]): unknown[] {
+function addToWriteHead(args: unknown[], cookies: readonly string[]): unknown[] {
   const last = args.length - 1;
   const headers = args[last];
   if (Object(headers) !== headers) return args;
