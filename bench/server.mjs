@@ -69,6 +69,49 @@ async function makeImpl(name) {
       };
       return { mount: [props], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
     }
+    case "floor-session": {
+      // floor-hook plus the least a sealed-cookie session does per request (bench/FINDINGS.md),
+      // without a store, a session object or the after-end check: parse the Cookie header, look
+      // the cookie up in a Map of what seals opened to (as CookieStore caches them), JSON.parse
+      // the data on the first read of req.session; at the headers, Vary: Cookie and one
+      // JSON.stringify to see whether it changed; a change sealed (CookieStore's seal) and sent.
+      // The bound from below for CookieStore's `read` and `write` in instructions-http.mjs.
+      const { parse } = require("cookie");
+      const { CookieStore } = require(DIST);
+      const sealer = new CookieStore({ secret: SECRET });
+      const opened = new Map();
+      const mw = (req, res, next) => {
+        let session;
+        let json;
+        const read = () => {
+          if (session !== undefined) return session;
+          const header = req.headers.cookie;
+          const sealed = header === undefined ? undefined : parse(header).session;
+          json = sealed === undefined ? undefined : opened.get(sealed);
+          session = json === undefined ? {} : JSON.parse(json);
+          const { writeHead, end } = res;
+          res.writeHead = (...args) => {
+            res.setHeader("Vary", "Cookie");
+            const now = JSON.stringify(session);
+            if (now !== json) {
+              // `seal` is private in the TypeScript source; used here so the bound runs the very same code.
+              const value = sealer.seal.seal(now);
+              if (opened.size >= 1000) opened.delete(opened.keys().next().value);
+              opened.set(value, now);
+              res.setHeader("Set-Cookie", `session=${value}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`);
+            }
+            return writeHead.apply(res, args);
+          };
+          res.end = (...args) => end.apply(res, args);
+          return session;
+        };
+        const state = {};
+        Object.defineProperty(req, "session", { configurable: true, get: read });
+        for (const key of ["loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        next();
+      };
+      return { mount: [mw], session: sync };
+    }
     case "floor":
     case "floor-twin": // the floor again, in a second process: run.mjs's control (A/A)
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
