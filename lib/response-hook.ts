@@ -273,7 +273,8 @@ interface Head {
 }
 
 function headOf(res: HookableResponse): Head {
-  return { statusCode: res.statusCode, statusMessage: res.statusMessage, headers: { ...res.getHeaders() } };
+  // getHeaders() gives a copy (Node's documented contract, in node:http and node:http2 alike).
+  return { statusCode: res.statusCode, statusMessage: res.statusMessage, headers: res.getHeaders() };
 }
 
 function sameHead(head: Head, res: HookableResponse): boolean {
