@@ -114,10 +114,13 @@ export class RequestSession implements HeaderListener, SessionOwner {
 
   private hook(): void {
     this.hooked = true;
-    if (this.res.headersSent) this.savedJson = sessionJson(this.session, 0);
+    const sent = this.res.headersSent;
+    if (sent) {
+      this.savedJson = sessionJson(this.session, 0);
+      if (this.res.writableEnded) return this.ended();
+    }
     // A store that loads with I/O saves with I/O: its response is held while it does.
-    if (!this.res.writableEnded) hookResponse(this.res, this, this.settings.loadsAsync);
-    else this.ended();
+    hookResponse(this.res, this, this.settings.loadsAsync, sent);
   }
 
   /**

@@ -57,11 +57,11 @@ const NO_COOKIES: readonly string[] = [];
 
 /**
  * Makes `listener.beforeHeaders` run, and complete, before the headers of `res` are written.
- * `hold`: the listener may answer with a Promise, so output is held meanwhile. Throws a
- * `SessionUsageError` for an object that is not a Node response.
+ * `hold`: the listener may answer with a Promise, so output is held meanwhile. `sent`:
+ * `res.headersSent` now. Throws a `SessionUsageError` for an object that is not a Node response.
  */
-export function hookResponse(res: ServerResponse, listener: HeaderListener, hold: boolean): void {
-  new ResponseHook(res as unknown as HookableResponse, listener, hold);
+export function hookResponse(res: ServerResponse, listener: HeaderListener, hold: boolean, sent: boolean): void {
+  new ResponseHook(res as unknown as HookableResponse, listener, hold, sent);
 }
 
 /** One response's hook: the queue of calls made while the listener's Promise is pending. */
@@ -89,6 +89,7 @@ class ResponseHook {
     private readonly res: HookableResponse,
     private readonly listener: HeaderListener,
     private readonly hold: boolean,
+    sent: boolean,
   ) {
     // What a held call returns: `write` false (the writer pauses until 'drain'), the others as Node's do.
     this.wrap("writeHead", res);
@@ -98,7 +99,7 @@ class ResponseHook {
       this.wrap("flushHeaders", undefined);
     }
     // Read for the first time after the headers left: late changes are saved at the end.
-    if (res.headersSent) {
+    if (sent) {
       this.phase = "released";
       this.streamed = true;
     }
