@@ -140,7 +140,7 @@ export class CookieStore implements SessionStore {
     const head = first[0] === "~" ? CHUNK_HEAD.exec(first) : undefined;
     if (head === null) return undefined;
     // One cookie: a value `chunks` would have cut is an altered one.
-    if (head === undefined) return name.length + 1 + first.length <= CHUNK_LIMIT ? first : undefined;
+    if (head === undefined) return this.fitsOneCookie(first) ? first : undefined;
     const sent = [first];
     for (let i = 1; i < Number(head[1]); i++) {
       const part = cookies[`${name}.${i}`];
@@ -152,10 +152,15 @@ export class CookieStore implements SessionStore {
     return written.length === sent.length && written.every((part, i) => part === sent[i]) ? value : undefined;
   }
 
+  /** `true` when `name=value` of a sealed value fits one cookie of at most CHUNK_LIMIT bytes. */
+  private fitsOneCookie(value: string): boolean {
+    return this.settings.cookie.name.length + 1 + value.length <= CHUNK_LIMIT;
+  }
+
   /** How a sealed value is cut over cookies of at most CHUNK_LIMIT bytes: one, or `~N~part0` and the rest. */
   private chunks(value: string): string[] {
     const name = this.settings.cookie.name;
-    if (name.length + 1 + value.length <= CHUNK_LIMIT) return [value];
+    if (this.fitsOneCookie(value)) return [value];
     const room = CHUNK_LIMIT - name.length - 6; // "=", ".NNN" or "~NNN~" overhead
     const parts: string[] = [];
     for (let at = 0; at < value.length; at += room) parts.push(value.slice(at, at + room));
