@@ -8,7 +8,7 @@
 // write /tmp/perf-PID.map (address, size, name), which names it. Prints the self cost per
 // request (N requests were counted, default 2000) by area (property lookups and inline caches,
 // hidden-class transitions, the garbage collector, the optimizing compiler, JSON, ...) and the
-// top functions. Given a second dump and map, it prints both side by side and the difference.
+// top functions (TOP=n of them, default 40). Given a second dump and map, it prints both side by side and the difference.
 import { readFileSync } from "node:fs";
 
 const AREAS = [
@@ -101,6 +101,6 @@ console.log(`${"total".padEnd(16)}${totals.map(fmt).join("")}${runs.length > 1 ?
 console.log(runs.length > 1 ? "\nfunctions, by difference:" : "\nfunctions:");
 const names = [...new Set(runs.flatMap((costs) => [...costs.keys()]))];
 const key = (name) => (runs.length > 1 ? (runs[1].get(name) ?? 0) - (runs[0].get(name) ?? 0) : runs[0].get(name));
-for (const name of names.sort((a, b) => key(b) - key(a)).slice(0, 40)) {
+for (const name of names.sort((a, b) => key(b) - key(a)).slice(0, Number(process.env.TOP ?? 40))) {
   console.log(`${runs.map((costs) => fmt(costs.get(name) ?? 0)).join("")}${runs.length > 1 ? fmt(key(name)) : ""}  ${name}`);
 }

@@ -112,6 +112,47 @@ async function makeImpl(name) {
       };
       return { mount: [mw], session: sync };
     }
+    case "floor-redis-session": {
+      // floor-hook plus the least a session kept in Redis does per request, as connect-redis
+      // keeps it: before the handlers, one GET (node-redis, as RedisStore talks) of the JSON
+      // under the id in the Cookie header, and JSON.parse; at `end`, one JSON.stringify to see
+      // whether it changed, and a changed session SET with its TTL before `end` goes on. No
+      // signed id, no hash, no timeout, no session object, no check after the end, and only the
+      // two wrappers (the bench's handlers only call `end`). The bound from below for
+      // RedisStore's `read` and `write` in instructions-http.mjs.
+      const { parse } = require("cookie");
+      const { randomUUID } = require("node:crypto");
+      const client = await redisClient();
+      const prefix = "bench:floor-redis-session:";
+      const mw = (req, res, next) => {
+        const header = req.headers.cookie;
+        const known = header === undefined ? undefined : parse(header).session;
+        const id = known ?? randomUUID();
+        let session;
+        let json = null;
+        const { writeHead, end } = res;
+        res.writeHead = (...args) => {
+          res.setHeader("Vary", "Cookie");
+          if (known === undefined) res.setHeader("Set-Cookie", `session=${id}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`);
+          return writeHead.apply(res, args);
+        };
+        res.end = (...args) => {
+          const now = JSON.stringify(session);
+          if (now === json || (json === null && now === "{}")) return end.apply(res, args); // unchanged, or new and empty
+          client.set(prefix + id, now, { PX: 86_400_000 }).then(() => end.apply(res, args), next);
+          return res;
+        };
+        const state = {};
+        Object.defineProperty(req, "session", { configurable: true, get: () => session });
+        for (const key of ["loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        (known === undefined ? Promise.resolve(null) : client.get(prefix + id)).then((stored) => {
+          json = stored;
+          session = stored === null ? {} : JSON.parse(stored);
+          next();
+        }, next);
+      };
+      return { mount: [mw], session: sync };
+    }
     case "floor":
     case "floor-twin": // the floor again, in a second process: run.mjs's control (A/A)
       return { mount: [(req, res, next) => next()], setup: (req, res) => res.cookie("session", DUMMY_COOKIE), session: null };
