@@ -119,7 +119,7 @@ async function makeImpl(name) {
       // whether it changed, and a changed session SET with its TTL before `end` goes on. No
       // signed id, no hash, no timeout, no session object, no check after the end, and only the
       // two wrappers (the bench's handlers only call `end`). The bound from below for
-      // RedisStore's `read` and `write` in instructions-http.mjs.
+      // RedisStore's `read` and `write`, in instructions-http.mjs and npm run bench's pairs.
       const { parse } = require("cookie");
       const { randomUUID } = require("node:crypto");
       const client = await redisClient();
