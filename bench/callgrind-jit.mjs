@@ -10,10 +10,11 @@
 // hidden-class transitions, the garbage collector, the optimizing compiler, JSON, ...) and the
 // top functions (TOP=n of them, default 40). Given a second dump and map, it prints both side by side and the difference.
 import { readFileSync } from "node:fs";
+import { GC_FUNCTION } from "./common.mjs";
 
 const AREAS = [
   ["json", /Json|JSON/],
-  ["gc", /Scaveng|Marking|MarkCompact|Sweeper|Heap::|Evacuat|BodyDescriptor|LiveObject|RecordMigrated|heap::|Concurrent|MemoryChunk|Remembered|SlotSet|Worklist/],
+  ["gc", GC_FUNCTION], // as instructions-http.mjs counts it, so "without GC" means the same in both
   ["compiler", /compiler::|Turbofan|Maglev|Bytecode|baseline/],
   ["lookups and ICs", /LookupIterator|IC::|LoadIC|StoreIC|KeyedLoad|KeyedStore|StubCache|Feedback|Handler|PrototypeIterator|PrototypeChain/],
   ["hidden classes", /Map::|MigrateToMap|Descriptor|MapUpdater|Transition|FieldIndex|NumberOfFields|FieldType/],

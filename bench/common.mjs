@@ -1,5 +1,6 @@
-// Shared by run.mjs, correctness.mjs and profile.mjs: a private redis-server, benchmark
-// servers in child processes, a tiny HTTP client, and clean-up of every child on exit.
+// Shared by run.mjs, correctness.mjs, profile.mjs and the instruction counters: a private
+// redis-server, benchmark servers in child processes, a tiny HTTP client, clean-up of every
+// child on exit, and which of V8's functions are its garbage collector.
 import { execFileSync, fork, spawn } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
@@ -234,6 +235,12 @@ export async function setupSession(port) {
   if (!cookie) throw new Error("GET /setup set no cookie");
   return cookie;
 }
+
+/**
+ * The garbage collector's functions in a callgrind dump, by name: instructions-http.mjs counts
+ * requests without them, and callgrind-jit.mjs's "gc" area is the same functions.
+ */
+export const GC_FUNCTION = /v8::internal::(?:\w+::)*(?:Scaveng|Mark|Sweep|Evacuat|RecordMigrated|LiveObject|BodyDescriptorBase|Heap::|MemoryChunk|SlotSet|RememberedSet|ConcurrentMarking|GlobalHandles|IncrementalMarking|ArrayBufferSweeper|PagedSpace|Compact|WeakObjects|EphemeronHashTable|HeapObject::SizeFromMap)|heap::base::/;
 
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);

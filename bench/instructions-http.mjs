@@ -23,7 +23,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
-import { BENCH_DIR, freePort, installCleanup, setupSession, startRedis } from "./common.mjs";
+import { BENCH_DIR, freePort, GC_FUNCTION, installCleanup, setupSession, startRedis } from "./common.mjs";
 
 installCleanup();
 
@@ -111,12 +111,12 @@ async function measure(spec, route, redis) {
 }
 
 /**
- * The garbage collector's instructions in a dump: the self cost of V8's heap functions, read
- * with callgrind_annotate. Whether a major collection falls inside the counted requests moved
- * the total by tens of thousands of instructions per request between runs of one build; the
- * count without them compares builds more closely (it still moved by up to 30,000).
+ * The garbage collector's instructions in a dump: the self cost of V8's heap functions
+ * (GC_FUNCTION), read with callgrind_annotate. Whether a major collection falls inside the
+ * counted requests moved the total by tens of thousands of instructions per request between
+ * runs of one build; the count without them compares builds more closely (it still moved by up
+ * to 30,000).
  */
-const GC_FUNCTION = /v8::internal::(?:\w+::)*(?:Scaveng|Mark|Sweep|Evacuat|RecordMigrated|LiveObject|BodyDescriptorBase|Heap::|MemoryChunk|SlotSet|RememberedSet|ConcurrentMarking|GlobalHandles|IncrementalMarking|ArrayBufferSweeper|PagedSpace|Compact|WeakObjects|EphemeronHashTable|HeapObject::SizeFromMap)|heap::base::/;
 function gcInstructions(file) {
   const out = execFileSync("callgrind_annotate", ["--inclusive=no", "--threshold=100", "--auto=no", file], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   let gc = 0;
