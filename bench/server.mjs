@@ -57,8 +57,7 @@ async function makeImpl(name) {
       // floor-hook writeHead and end wrapped on each response too, as sessions() does on a read.
       // Nothing is loaded, saved or parsed.
       const props = (req, res, next) => {
-        const state = {};
-        for (const key of ["session", "loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        defineRequestProps(req);
         if (name === "floor-hook") {
           for (const method of ["writeHead", "end"]) {
             const original = res[method];
@@ -105,9 +104,7 @@ async function makeImpl(name) {
           res.end = (...args) => end.apply(res, args);
           return session;
         };
-        const state = {};
-        Object.defineProperty(req, "session", { configurable: true, get: read });
-        for (const key of ["loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        defineRequestProps(req, read);
         next();
       };
       return { mount: [mw], session: sync };
@@ -142,9 +139,7 @@ async function makeImpl(name) {
           client.set(prefix + id, now, { PX: 86_400_000 }).then(() => end.apply(res, args), next);
           return res;
         };
-        const state = {};
-        Object.defineProperty(req, "session", { configurable: true, get: () => session });
-        for (const key of ["loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
+        defineRequestProps(req, () => session);
         (known === undefined ? Promise.resolve(null) : client.get(prefix + id)).then((stored) => {
           json = stored;
           session = stored === null ? {} : JSON.parse(stored);
@@ -224,6 +219,17 @@ async function makeImpl(name) {
     default:
       throw new Error(`unknown implementation ${JSON.stringify(name)}`);
   }
+}
+
+/**
+ * The four accessors sessions() gives each request (session, loadSession, sessionID,
+ * sessionStore), as the bound rows add them: `session` answers `getSession()`, the others a
+ * placeholder. One function, so that every bound pays for them alike.
+ */
+function defineRequestProps(req, getSession) {
+  const state = {};
+  Object.defineProperty(req, "session", { configurable: true, get: getSession ?? (() => state) });
+  for (const key of ["loadSession", "sessionID", "sessionStore"]) Object.defineProperty(req, key, { configurable: true, get: () => state });
 }
 
 /** The floor, plus `Vary: Cookie` on every route but `untouched`, and on `write` the `Set-Cookie` that `cookieOnWrite()` makes. */
